@@ -1,0 +1,77 @@
+"""Principal component analysis of unit-area histograms (AutoDQM_ML's PCA).
+
+The histogram is projected on the first ``n_components`` principal components of the training
+runs and reconstructed from them; the score is a loss between histogram and reconstruction.
+Method: I. T. Jolliffe, *Principal Component Analysis* (2002); applied to DQM in
+AutoDQM_ML (CMS, arXiv:2501.13789).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Literal, Self
+
+import numpy as np
+
+from dqmflow.algorithms.base import ReconstructionAlgorithm, param, register
+from dqmflow.preprocess import HistogramSet
+
+
+@register("pca")
+class PCA(ReconstructionAlgorithm):
+    """PCA reconstruction of unit-area histograms."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        n_components: int = param(2, "number of principal components kept", minimum=1)
+        loss: Literal["sse", "mse", "mse_top_n"] = param("sse", "score: loss between histogram and reconstruction")
+        top_n: int = param(10, "bins averaged by the mse_top_n loss", minimum=1)
+
+    def __init__(self, params: Params) -> None:
+        super().__init__(params)
+        self.mean_: np.ndarray | None = None
+        self.components_: np.ndarray | None = None
+        self.explained_variance_ratio_: np.ndarray | None = None
+
+    def fit(self, data: HistogramSet) -> Self:
+        x = data.training.normalised.reshape(len(data.training), -1)
+        k = self.params.n_components
+        if len(x) <= k:
+            raise ValueError(
+                f"{data.name.column}: PCA with {k} components needs more than {k} training runs, got {len(x)}"
+            )
+        from sklearn.decomposition import PCA as SkPCA
+
+        model = SkPCA(n_components=min(k, x.shape[1]), svd_solver="full").fit(x)
+        self.mean_, self.components_ = model.mean_, model.components_
+        self.explained_variance_ratio_ = model.explained_variance_ratio_
+        return self
+
+    def reconstruct(self, data: HistogramSet) -> np.ndarray:
+        if self.mean_ is None or self.components_ is None:
+            raise RuntimeError("PCA model is not fitted")
+        x = data.normalised.reshape(len(data), -1)
+        latent = (x - self.mean_) @ self.components_.T
+        return (latent @ self.components_ + self.mean_).reshape(data.counts.shape)
+
+    def save(self, directory: Path) -> None:
+        np.savez(
+            directory / "pca.npz",
+            mean=self.mean_,
+            components=self.components_,
+            explained_variance_ratio=self.explained_variance_ratio_,
+        )
+        (directory / "summary.json").write_text(
+            json.dumps({"explained_variance_ratio": self.explained_variance_ratio_.tolist()}, indent=1)
+        )
+
+    @classmethod
+    def load(cls, directory: Path, params: Params) -> Self:
+        model = cls(params)
+        with np.load(directory / "pca.npz") as stored:
+            model.mean_ = stored["mean"]
+            model.components_ = stored["components"]
+            model.explained_variance_ratio_ = stored["explained_variance_ratio"]
+        return model

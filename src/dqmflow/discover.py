@@ -1,0 +1,199 @@
+"""Find DQM GUI ROOT files under a source (local folder, EOS FUSE mount or ``root://`` URL).
+
+The DQM GUI stores one file per run and processing at::
+
+    <source>/Run<YEAR>/<PD>/R000NNNNxx/DQM_V<VVVV>_R000<run>__<PD>__Run<YEAR><ERA>-<processing>__DQMIO.root
+
+Discovery writes a *catalog* (every file found for a primary dataset and year, independent of
+the run selection) and *selection* applies the datasets file to it. When one run has several
+files that pass the selection, the one kept is, in order: the highest ``DQM_V`` version, then the
+greatest processing string (so ``-v2`` beats ``-v1``), then the greatest path; the others are
+reported as dropped duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from dqmflow.metadata import Datasets
+
+__all__ = [
+    "CATALOG_COLUMNS",
+    "DqmFile",
+    "Selection",
+    "batch_of",
+    "list_source",
+    "parse_file_name",
+    "read_catalog",
+    "select",
+    "write_catalog",
+]
+
+FILE_NAME = re.compile(
+    r"^DQM_V(?P<version>\d+)_R(?P<run>\d+)__(?P<pd>.+?)__Run(?P<year>\d{4})(?P<era>[A-Za-z]*)-"
+    r"(?P<processing>.+)__DQMIO\.root$"
+)
+
+
+@dataclass(frozen=True, order=True)
+class DqmFile:
+    """One DQM GUI file, as found on the source."""
+
+    run: int
+    year: int
+    era: str
+    processing: str
+    version: int
+    primary_dataset: str
+    path: str
+    size: int = -1
+    mtime: float = -1.0
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def signature(self) -> str:
+        """What identifies this file's content for incremental fetching."""
+        return f"{self.path}|{self.size}|{self.mtime:.0f}"
+
+
+CATALOG_COLUMNS = [f.name for f in fields(DqmFile)]
+
+
+def parse_file_name(path: str, size: int = -1, mtime: float = -1.0) -> DqmFile | None:
+    """Parse a DQM GUI file path; ``None`` if the name does not follow the convention."""
+    match = FILE_NAME.match(path.rsplit("/", 1)[-1])
+    if match is None:
+        return None
+    return DqmFile(
+        run=int(match["run"]),
+        year=int(match["year"]),
+        era=match["era"],
+        processing=match["processing"],
+        version=int(match["version"]),
+        primary_dataset=match["pd"],
+        path=path,
+        size=size,
+        mtime=mtime,
+    )
+
+
+def is_remote(source: str) -> bool:
+    return source.startswith("root://")
+
+
+def _walk_local(top: Path) -> Iterator[tuple[str, int, float]]:
+    if not top.is_dir():
+        return
+    stack = [top]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=True):
+                    stack.append(Path(entry.path))
+                elif entry.name.endswith(".root"):
+                    stat = entry.stat()
+                    yield str(Path(entry.path).resolve()), stat.st_size, stat.st_mtime
+
+
+def _walk_remote(url: str) -> Iterator[tuple[str, int, float]]:
+    try:
+        import fsspec
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise ImportError("reading root:// sources needs fsspec-xrootd: pip install fsspec-xrootd") from err
+    fs, path = fsspec.core.url_to_fs(url)
+    if not fs.exists(path):
+        return
+    prefix = url[: len(url) - len(url.split("//", 2)[-1])]  # root://host:port//
+    for name, info in fs.find(path, detail=True).items():
+        if name.endswith(".root"):
+            full = name if name.startswith("root://") else prefix + name.lstrip("/")
+            yield full, int(info.get("size", -1)), float(info.get("mtime", -1) or -1)
+
+
+def list_source(source: str, primary_dataset: str, year: int) -> list[DqmFile]:
+    """All DQM files of ``primary_dataset`` and ``year`` below ``source`` (sorted by run, path)."""
+    if is_remote(source):
+        top = f"{source.rstrip('/')}/Run{year}/{primary_dataset}"
+        found = _walk_remote(top)
+    else:
+        found = _walk_local(Path(source) / f"Run{year}" / primary_dataset)
+    files = []
+    for path, size, mtime in found:
+        parsed = parse_file_name(path, size, mtime)
+        if parsed and parsed.primary_dataset == primary_dataset and parsed.year == year:
+            files.append(parsed)
+    return sorted(files)
+
+
+def write_catalog(files: Iterable[DqmFile], path: str | Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, CATALOG_COLUMNS, delimiter="\t")
+        writer.writeheader()
+        for item in files:
+            writer.writerow(asdict(item))
+
+
+def read_catalog(path: str | Path) -> list[DqmFile]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return [
+        DqmFile(
+            run=int(r["run"]),
+            year=int(r["year"]),
+            era=r["era"],
+            processing=r["processing"],
+            version=int(r["version"]),
+            primary_dataset=r["primary_dataset"],
+            path=r["path"],
+            size=int(r["size"]),
+            mtime=float(r["mtime"]),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Result of applying a datasets file to catalogs: one file per run plus what was left out."""
+
+    files: dict[int, DqmFile]
+    duplicates: list[tuple[DqmFile, DqmFile]]  # (dropped, kept)
+    missing_runs: list[tuple[int, int]]  # (year, run) listed in datasets with no file
+
+
+def select(catalog: Iterable[DqmFile], datasets: Datasets) -> Selection:
+    """Apply the datasets selection to ``catalog`` (see the module docstring for duplicates)."""
+    by_run: dict[int, list[DqmFile]] = {}
+    years = {sel.year: sel for sel in datasets.years}
+    for item in catalog:
+        sel = years.get(item.year)
+        if sel is not None and sel.accepts(item.run, item.era, item.name):
+            by_run.setdefault(item.run, []).append(item)
+    chosen: dict[int, DqmFile] = {}
+    duplicates: list[tuple[DqmFile, DqmFile]] = []
+    for run, candidates in sorted(by_run.items()):
+        ranked = sorted(candidates, key=lambda f: (f.version, f.processing, f.path), reverse=True)
+        chosen[run] = ranked[0]
+        duplicates.extend((other, ranked[0]) for other in ranked[1:])
+    missing = [(sel.year, run) for sel in datasets.years for run in sel.runs if run not in chosen]
+    return Selection(chosen, duplicates, sorted(set(missing)))
+
+
+def batch_of(run: int, runs_per_batch: int) -> str:
+    """Name of the fetch batch holding ``run``: a run range in the DQM GUI's ``R000NNNNxx`` style.
+
+    ``runs_per_batch`` must be a power of ten >= 10; 100 gives the DQM GUI's own folders.
+    """
+    digits = len(str(runs_per_batch)) - 1
+    if runs_per_batch < 10 or runs_per_batch != 10**digits:
+        raise ValueError(f"runs_per_batch must be a power of ten >= 10, not {runs_per_batch}")
+    text = f"{run:09d}"
+    return "R" + text[: 9 - digits] + "x" * digits

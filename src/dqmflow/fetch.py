@@ -1,0 +1,243 @@
+"""Fetch: read the requested histograms of many DQM files into one parquet shard per run.
+
+A fetch *batch* is the set of runs of one primary dataset, subsystem and run range. For each
+run it writes ``<shard_dir>/<run>.parquet`` (long format: one row per histogram) and the batch
+writes a *manifest*: one row per (run, histogram) with a status (``ok``, ``empty``, ``missing``,
+``wrong_type``, ``unreadable``, ``file_error``), the problem and a hash of the binning. Nothing is
+silently lost: a file that cannot be read gets a ``file_error`` row and no shard.
+
+Shards are reused when the file's signature (path, size, mtime) and the requested histograms are
+unchanged, so re-running a batch after runs were added reads only the new files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dqmflow.discover import DqmFile, is_remote
+from dqmflow.names import HistogramName
+from dqmflow.rootio import Histogram, read_file
+
+__all__ = ["MANIFEST_COLUMNS", "FetchError", "binning_hash", "fetch_batch", "read_shard"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ["run_number", "year", "era", "file", "histogram", "status", "problem", "binning", "entries"]
+SHARD_SCHEMA = pa.schema(
+    [
+        ("histogram", pa.string()),
+        ("classname", pa.string()),
+        ("entries", pa.float64()),
+        ("shape", pa.list_(pa.int32())),
+        ("values", pa.list_(pa.float64())),
+        ("edges_x", pa.list_(pa.float64())),
+        ("edges_y", pa.list_(pa.float64())),
+        ("title", pa.string()),
+    ]
+)
+
+
+class FetchError(RuntimeError):
+    """Raised when ``on_error='fail'`` and a file cannot be read."""
+
+
+def binning_hash(hist: Histogram) -> str:
+    """Short hash of a histogram's class dimension and edges; equal hashes mean same binning."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(str(hist.ndim).encode())
+    for edges in hist.edges:
+        digest.update(np.round(np.asarray(edges, dtype=np.float64), 9).tobytes())
+    return digest.hexdigest()
+
+
+def _contents_key(histograms: Sequence[HistogramName]) -> str:
+    return hashlib.blake2b("\n".join(h.column for h in histograms).encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True)
+class FetchStats:
+    files: int = 0
+    reused: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+def _read_with_retries(item: DqmFile, keys: dict[str, str], retries: int, backoff: float):
+    attempt = 0
+    while True:
+        try:
+            return read_file(item.path, keys)
+        except Exception as err:
+            transient = is_remote(item.path) and isinstance(err, OSError | TimeoutError)
+            if not transient or attempt >= retries:
+                raise
+            wait = backoff * 2**attempt
+            log.warning(
+                "run %d: %s reading %s; retry %d/%d in %.1f s", item.run, err, item.path, attempt + 1, retries, wait
+            )
+            time.sleep(wait)
+            attempt += 1
+
+
+def _shard_table(found: dict[str, Histogram]) -> pa.Table:
+    rows = {name: [] for name in SHARD_SCHEMA.names}
+    for column, hist in found.items():
+        rows["histogram"].append(column)
+        rows["classname"].append(hist.classname)
+        rows["entries"].append(hist.entries)
+        rows["shape"].append(list(hist.values.shape))
+        rows["values"].append(hist.values.reshape(-1))
+        rows["edges_x"].append(hist.edges[0])
+        rows["edges_y"].append(hist.edges[1] if hist.ndim == 2 else None)
+        rows["title"].append(hist.title)
+    return pa.table(rows, schema=SHARD_SCHEMA)
+
+
+def read_shard(path: str | Path) -> dict[str, Histogram]:
+    """Histograms stored in one shard, by column name."""
+    table = pq.read_table(path)
+    out: dict[str, Histogram] = {}
+    for row in table.to_pylist():
+        shape = tuple(row["shape"])
+        edges = tuple(np.asarray(e) for e in (row["edges_x"], row["edges_y"]) if e is not None)
+        values = np.asarray(row["values"], dtype=np.float64).reshape(shape)
+        out[row["histogram"]] = Histogram(values, edges, row["entries"], row["classname"], row["title"])
+    return out
+
+
+def _reusable(shard: Path, signature: str, contents_key: str) -> list[dict] | None:
+    if not shard.exists():
+        return None
+    try:
+        meta = pq.read_schema(shard).metadata or {}
+    except Exception:
+        return None
+    if meta.get(b"source") != signature.encode() or meta.get(b"contents") != contents_key.encode():
+        return None
+    return json.loads(meta[b"manifest"])
+
+
+def _fetch_one(
+    item: DqmFile, histograms: Sequence[HistogramName], shard: Path, signature_key: str, retries: int, backoff: float
+) -> list[dict]:
+    base = {"run_number": item.run, "year": item.year, "era": item.era, "file": item.path}
+    keys = {h.column: h.in_file(item.run) for h in histograms}
+    try:
+        found, problems = _read_with_retries(item, keys, retries, backoff)
+    except Exception as err:
+        message = f"cannot read file: {type(err).__name__}: {err}"
+        return [{**base, "histogram": "", "status": "file_error", "problem": message, "binning": "", "entries": np.nan}]
+    rows = []
+    for hist in histograms:
+        column = hist.column
+        if column in found:
+            h = found[column]
+            empty = h.entries <= 0 and not np.any(h.values)
+            rows.append(
+                {
+                    **base,
+                    "histogram": column,
+                    "status": "empty" if empty else "ok",
+                    "problem": "empty histogram: no entries" if empty else "",
+                    "binning": binning_hash(h),
+                    "entries": h.entries,
+                }
+            )
+        else:
+            problem = problems[column]
+            status = problem.split(":", 1)[0].replace(" ", "_")
+            rows.append(
+                {**base, "histogram": column, "status": status, "problem": problem, "binning": "", "entries": np.nan}
+            )
+    table = _shard_table(found)
+    meta = {"source": item.signature, "contents": signature_key, "manifest": json.dumps(rows, default=float)}
+    table = table.replace_schema_metadata(meta)
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    tmp = shard.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(shard)
+    return rows
+
+
+def fetch_batch(
+    files: Sequence[DqmFile],
+    histograms: Sequence[HistogramName],
+    shard_dir: str | Path,
+    manifest: str | Path,
+    *,
+    reuse: bool = True,
+    on_error: str = "skip",
+    retries: int = 3,
+    backoff: float = 1.0,
+    progress_every: float = 10.0,
+) -> FetchStats:
+    """Fetch ``histograms`` from ``files`` into shards below ``shard_dir`` and write ``manifest``.
+
+    ``on_error='skip'`` records unreadable files and goes on; ``'fail'`` raises
+    :class:`FetchError` naming the file after writing what was fetched so far.
+    """
+    if on_error not in ("skip", "fail"):
+        raise ValueError(f"on_error must be 'skip' or 'fail', not {on_error!r}")
+    shard_dir = Path(shard_dir)
+    key = _contents_key(histograms)
+    rows: list[dict] = []
+    start = last = time.monotonic()
+    reused = failed = 0
+    for done, item in enumerate(sorted(files, key=lambda f: f.run), start=1):
+        shard = shard_dir / f"{item.run}.parquet"
+        cached = _reusable(shard, item.signature, key) if reuse else None
+        if cached is not None:
+            rows.extend(cached)
+            reused += 1
+        else:
+            new = _fetch_one(item, histograms, shard, key, retries, backoff)
+            rows.extend(new)
+            if new[0]["status"] == "file_error":
+                failed += 1
+                shard.unlink(missing_ok=True)
+                log.error("run %d: %s (%s)", item.run, new[0]["problem"], item.path)
+                if on_error == "fail":
+                    _write_manifest(rows, manifest)
+                    raise FetchError(f"run {item.run}: {new[0]['problem']} ({item.path})")
+        now = time.monotonic()
+        if now - last >= progress_every or done == len(files):
+            rate = done / max(now - start, 1e-9)
+            log.info(
+                "fetch %s: %d/%d files, %.1f files/s, %d reused, %d failed",
+                shard_dir,
+                done,
+                len(files),
+                rate,
+                reused,
+                failed,
+            )
+            last = now
+    _write_manifest(rows, manifest)
+    return FetchStats(len(files), reused, failed, time.monotonic() - start)
+
+
+def _write_manifest(rows: list[dict], manifest: str | Path) -> None:
+    frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    Path(manifest).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(manifest, sep="\t", index=False)
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(
+        path,
+        sep="\t",
+        dtype={"binning": str, "problem": str, "era": str},
+        keep_default_na=False,
+        na_values={"entries": [""]},
+    )

@@ -1,0 +1,184 @@
+"""Merge per-run shards into one table per primary dataset, in AutoDQM_ML's format.
+
+``histograms.parquet`` has one row per run with ``run_number``, ``year``, ``era``, ``label`` and,
+per histogram, a column named ``<Subsystem>/<path>`` (bin contents without flow bins: a list for
+1D, a list of lists ``[ix][iy]`` for 2D) and ``<Subsystem>/<path>_entries``. The bin edges, ROOT
+class and title of every histogram are stored in the file's metadata under ``dqmflow``.
+
+Runs are written in chunks, so memory stays bounded by the chunk size whatever the number of
+runs. A histogram whose binning differs from the most common binning of that histogram, or that
+could not be read, is written as null and reported.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dqmflow.fetch import read_manifest, read_shard
+from dqmflow.names import HistogramName
+
+__all__ = ["REPORT_COLUMNS", "merge", "read_histogram_metadata"]
+
+REPORT_COLUMNS = ["run_number", "file", "histogram", "status", "problem"]
+_USABLE = ("ok", "empty")
+
+
+def _list_array(arrays: Sequence[np.ndarray | None], shape: tuple[int, ...]) -> pa.Array:
+    """Arrow (nested) list array of per-run contents; ``None`` entries become nulls."""
+    n = len(arrays)
+    size = int(np.prod(shape))
+    flat = np.zeros(n * size)
+    mask = np.ones(n, dtype=bool)
+    for i, arr in enumerate(arrays):
+        if arr is not None:
+            flat[i * size : (i + 1) * size] = arr.reshape(-1)
+            mask[i] = False
+    values: pa.Array = pa.array(flat, type=pa.float64())
+    for inner in reversed(shape[1:]):
+        count = len(values) // inner
+        values = pa.ListArray.from_arrays(pa.array(np.arange(count + 1, dtype=np.int32) * inner), values)
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * shape[0])
+    return pa.ListArray.from_arrays(offsets, values, mask=pa.array(mask))
+
+
+def _list_type(ndim: int) -> pa.DataType:
+    t: pa.DataType = pa.float64()
+    for _ in range(ndim):
+        t = pa.list_(t)
+    return t
+
+
+def merge(
+    manifests: Mapping[str, Sequence[str | Path]],
+    histograms: Sequence[HistogramName],
+    labels: Mapping[int, int],
+    output: str | Path,
+    report: str | Path,
+    *,
+    extra_problems: Sequence[Mapping[str, object]] = (),
+    chunk_runs: int = 256,
+) -> pd.DataFrame:
+    """Merge the shards listed by ``manifests`` ({subsystem: [manifest paths]}) into ``output``.
+
+    Shards are found next to each manifest (``<manifest without .tsv>/<run>.parquet``).
+    Writes the fetch report (every problem, one row per run/file/histogram) to ``report`` and
+    returns it. ``extra_problems`` (e.g. runs with no file, dropped duplicate files) are added
+    to the report as they are.
+    """
+    frames = []
+    for subsystem, paths in manifests.items():
+        for path in paths:
+            frame = read_manifest(path)
+            frame["subsystem"] = subsystem
+            frame["shard_dir"] = str(Path(path).with_suffix(""))
+            frames.append(frame)
+    man = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_number"])
+    wanted = [h.column for h in histograms]
+    requested_subsystems = {h.subsystem for h in histograms}
+    if not man.empty:
+        man = man[man["histogram"].isin(wanted) | (man["histogram"] == "")]
+
+    # Reference binning per histogram: the most common one among readable histograms.
+    usable = man[man["status"].isin(_USABLE)] if not man.empty else man
+    reference = {}
+    for column, group in usable.groupby("histogram") if not usable.empty else []:
+        reference[column] = group["binning"].value_counts().idxmax()
+    if not usable.empty:
+        mismatch = usable["binning"].to_numpy() != usable["histogram"].map(reference).to_numpy()
+        man.loc[usable.index[mismatch], "status"] = "binning_mismatch"
+        man.loc[usable.index[mismatch], "problem"] = "binning differs from the other runs"
+
+    problems = man[~man["status"].isin(("ok",))] if not man.empty else man
+    report_frame = pd.concat(
+        [problems.reindex(columns=REPORT_COLUMNS), pd.DataFrame(list(extra_problems), columns=REPORT_COLUMNS)],
+        ignore_index=True,
+    ).sort_values(["run_number", "histogram"], kind="stable")
+    Path(report).parent.mkdir(parents=True, exist_ok=True)
+    report_frame.to_csv(report, sep="\t", index=False)
+
+    # Runs: every run with at least one readable shard.
+    readable = man[man["status"] != "file_error"] if not man.empty else man
+    runs = (
+        readable.drop_duplicates("run_number").sort_values("run_number")[["run_number", "year", "era"]]
+        if not readable.empty
+        else pd.DataFrame(columns=["run_number", "year", "era"])
+    )
+    good = man[man["status"].isin(_USABLE)] if not man.empty else man
+    shard_of = {(r.run_number, r.subsystem): r.shard_dir for r in readable.itertuples()}
+    ok_set = set(zip(good["run_number"], good["histogram"], strict=True)) if not good.empty else set()
+
+    # Shapes and metadata come from one shard holding each histogram with the reference binning.
+    meta: dict[str, dict[str, object]] = {}
+    for column in wanted:
+        rows = good[good["histogram"] == column] if not good.empty else good
+        if rows.empty:
+            continue
+        first = rows.iloc[0]
+        hist = read_shard(Path(first["shard_dir"]) / f"{first['run_number']}.parquet")[column]
+        meta[column] = {
+            "ndim": hist.ndim,
+            "shape": list(hist.values.shape),
+            "edges": [e.tolist() for e in hist.edges],
+            "classname": hist.classname,
+            "title": hist.title,
+        }
+    missing_cols = [c for c in wanted if c not in meta]
+    fields = [
+        pa.field("run_number", pa.int64()),
+        pa.field("year", pa.int64()),
+        pa.field("era", pa.string()),
+        pa.field("label", pa.int64()),
+    ]
+    for column in wanted:
+        ndim = int(meta[column]["ndim"]) if column in meta else 1
+        fields += [pa.field(column, _list_type(ndim)), pa.field(f"{column}_entries", pa.float64())]
+    file_meta = {
+        "dqmflow": json.dumps(
+            {"histograms": meta, "never_read": missing_cols, "subsystems": sorted(requested_subsystems)}
+        )
+    }
+    schema = pa.schema(fields, metadata=file_meta)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with pq.ParquetWriter(output, schema) as writer:
+        for start in range(0, max(len(runs), 1), chunk_runs):
+            chunk = runs.iloc[start : start + chunk_runs]
+            columns: dict[str, object] = {
+                "run_number": chunk["run_number"].astype("int64").to_numpy(),
+                "year": chunk["year"].astype("int64").to_numpy(),
+                "era": chunk["era"].astype(str).tolist(),
+                "label": np.array([labels.get(int(r), -1) for r in chunk["run_number"]], dtype=np.int64),
+            }
+            loaded: dict[tuple[int, str], dict] = {}
+            for column in wanted:
+                subsystem = HistogramName.from_column(column).subsystem
+                arrays: list[np.ndarray | None] = []
+                entries = []
+                for run in chunk["run_number"]:
+                    run = int(run)
+                    if (run, column) not in ok_set:
+                        arrays.append(None)
+                        entries.append(np.nan)
+                        continue
+                    if (run, subsystem) not in loaded:
+                        loaded[(run, subsystem)] = read_shard(Path(shard_of[(run, subsystem)]) / f"{run}.parquet")
+                    hist = loaded[(run, subsystem)][column]
+                    arrays.append(hist.values)
+                    entries.append(hist.entries)
+                shape = tuple(meta[column]["shape"]) if column in meta else (0,)
+                columns[column] = _list_array(arrays, shape)
+                columns[f"{column}_entries"] = np.asarray(entries, dtype=np.float64)
+            writer.write_table(pa.table(columns, schema=schema))
+    return report_frame
+
+
+def read_histogram_metadata(path: str | Path) -> dict[str, object]:
+    """The ``dqmflow`` metadata of a merged table: edges, shapes and classes per histogram."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[b"dqmflow"])

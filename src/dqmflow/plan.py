@@ -1,0 +1,129 @@
+"""What the Snakemake workflow expands over, computed from the validated config.
+
+``rules/common.smk`` builds one :class:`Plan` and asks it for primary datasets, years,
+subsystems, histogram slugs, algorithm tags and, once discovery has run, the fetch batches. Keeping
+this here (not in ``.smk`` files) makes it unit-testable without Snakemake.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dqmflow.algorithms.base import AlgorithmConfig, load_configs
+from dqmflow.discover import DqmFile, Selection, batch_of, read_catalog, select
+from dqmflow.metadata import Datasets, load_contents, load_datasets
+from dqmflow.names import HistogramName
+
+__all__ = ["DEMO_DIR", "Plan"]
+
+DEMO_DIR = "results/demo"
+
+
+@functools.lru_cache(maxsize=256)
+def _catalog(path: str, mtime: float) -> tuple[DqmFile, ...]:
+    return tuple(read_catalog(path))
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: str
+    histograms: tuple[HistogramName, ...]
+    datasets: Datasets
+    algorithms: Mapping[str, AlgorithmConfig]
+    runs_per_batch: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Plan:
+        return cls(
+            source=config["source"],
+            histograms=tuple(load_contents(config["contents"])),
+            datasets=load_datasets(config["datasets"]),
+            algorithms=load_configs(list(config["algorithms"])),
+            runs_per_batch=int(config["fetch"]["runs_per_batch"]),
+        )
+
+    @property
+    def is_demo(self) -> bool:
+        return self.source == "demo"
+
+    @property
+    def source_location(self) -> str:
+        """The folder or URL files are discovered in (absolute for local folders)."""
+        if self.is_demo:
+            return str(Path(DEMO_DIR, "DQMGUI_data").resolve())
+        if self.source.startswith("root://"):
+            return self.source
+        return str(Path(os.path.expanduser(self.source)).resolve())
+
+    @property
+    def primary_datasets(self) -> tuple[str, ...]:
+        return self.datasets.primary_datasets
+
+    @property
+    def years(self) -> tuple[int, ...]:
+        return tuple(sel.year for sel in self.datasets.years)
+
+    @property
+    def subsystems(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(h.subsystem for h in self.histograms))
+
+    @property
+    def slugs(self) -> tuple[str, ...]:
+        return tuple(h.slug for h in self.histograms)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(self.algorithms)
+
+    def columns(self, subsystem: str) -> list[str]:
+        return [h.column for h in self.histograms if h.subsystem == subsystem]
+
+    def selection(self, catalogs: Sequence[str]) -> Selection:
+        """Apply the datasets file to discovery catalogs (cached per catalog version)."""
+        files: list[DqmFile] = []
+        for path in catalogs:
+            files.extend(_catalog(str(path), os.path.getmtime(path)))
+        return select(files, self.datasets)
+
+    def batches(self, selection: Selection) -> dict[str, list[DqmFile]]:
+        """Selected files grouped by fetch batch (run range)."""
+        out: dict[str, list[DqmFile]] = {}
+        for run, item in sorted(selection.files.items()):
+            out.setdefault(batch_of(run, self.runs_per_batch), []).append(item)
+        return out
+
+    def batch_files(self, selection: Selection, batch: str) -> list[dict[str, Any]]:
+        return [asdict(f) for f in self.batches(selection).get(batch, [])]
+
+    def labels(self, selection: Selection) -> dict[int, int]:
+        return self.datasets.labels(selection.files)
+
+    @staticmethod
+    def selection_problems(selection: Selection) -> list[dict[str, Any]]:
+        """Fetch-report rows for runs without a file and duplicate files that were not used."""
+        rows: list[dict[str, Any]] = [
+            {
+                "run_number": run,
+                "file": "",
+                "histogram": "",
+                "status": "no_file",
+                "problem": f"run {run} of year {year} is listed in the datasets file but no matching file was found",
+            }
+            for year, run in selection.missing_runs
+        ]
+        rows += [
+            {
+                "run_number": dropped.run,
+                "file": dropped.path,
+                "histogram": "",
+                "status": "duplicate_dropped",
+                "problem": f"another file of run {dropped.run} was used: {kept.name}",
+            }
+            for dropped, kept in selection.duplicates
+        ]
+        return rows

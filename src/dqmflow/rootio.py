@@ -1,0 +1,155 @@
+"""Write and read DQM histograms in ROOT files with uproot (no ROOT installation needed).
+
+Writing builds real ``TH1F``/``TH2F`` objects (float32 contents with under/overflow bins) the way
+the DQM GUI stores them; reading returns bin contents *without* flow bins, as AutoDQM_ML does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import uproot
+from uproot.writing import identify
+
+__all__ = ["Histogram", "HistogramTypeError", "from_uproot", "to_th1f", "to_th2f"]
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Bin contents (no flow bins), bin edges per axis, number of entries and ROOT class."""
+
+    values: np.ndarray  # shape (nx,) or (nx, ny)
+    edges: tuple[np.ndarray, ...]
+    entries: float
+    classname: str = "TH1F"
+    title: str = ""
+
+    @property
+    def ndim(self) -> int:
+        return self.values.ndim
+
+
+class HistogramTypeError(TypeError):
+    """An object in a DQM file is not a plain 1D/2D histogram."""
+
+
+def _axis(name: str, edges: np.ndarray) -> object:
+    edges = np.asarray(edges, dtype=np.float64)
+    uniform = np.allclose(np.diff(edges), (edges[-1] - edges[0]) / (len(edges) - 1), rtol=1e-9)
+    return identify.to_TAxis(
+        fName=name,
+        fTitle=name,
+        fNbins=len(edges) - 1,
+        fXmin=float(edges[0]),
+        fXmax=float(edges[-1]),
+        fXbins=np.array([], dtype=np.float64) if uniform else edges,
+    )
+
+
+def _moments(values: np.ndarray, centers: np.ndarray) -> tuple[float, float, float]:
+    total = float(values.sum())
+    return total, float((values * centers).sum()), float((values * centers**2).sum())
+
+
+def to_th1f(name: str, values: np.ndarray, edges: np.ndarray, title: str = "") -> object:
+    """An uproot-writable TH1F from contents ``values`` (no flow bins) and ``edges``."""
+    values = np.asarray(values, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
+    if values.shape != (len(edges) - 1,):
+        raise ValueError(f"{name}: {values.shape[0]} values for {len(edges) - 1} bins")
+    data = np.zeros(len(values) + 2, dtype=np.float32)
+    data[1:-1] = values
+    centers = 0.5 * (edges[1:] + edges[:-1])
+    total, sumx, sumx2 = _moments(values, centers)
+    return identify.to_TH1x(
+        fName=name,
+        fTitle=title or name,
+        data=data,
+        fEntries=total,
+        fTsumw=total,
+        fTsumw2=total,
+        fTsumwx=sumx,
+        fTsumwx2=sumx2,
+        fSumw2=np.array([], dtype=np.float64),
+        fXaxis=_axis("xaxis", edges),
+    )
+
+
+def to_th2f(name: str, values: np.ndarray, xedges: np.ndarray, yedges: np.ndarray, title: str = "") -> object:
+    """An uproot-writable TH2F from contents ``values[ix, iy]`` (no flow bins) and edges."""
+    values = np.asarray(values, dtype=np.float64)
+    nx, ny = len(xedges) - 1, len(yedges) - 1
+    if values.shape != (nx, ny):
+        raise ValueError(f"{name}: values of shape {values.shape} for {nx}x{ny} bins")
+    full = np.zeros((nx + 2, ny + 2), dtype=np.float32)
+    full[1:-1, 1:-1] = values
+    xc = 0.5 * (np.asarray(xedges)[1:] + np.asarray(xedges)[:-1])
+    yc = 0.5 * (np.asarray(yedges)[1:] + np.asarray(yedges)[:-1])
+    total, sumx, sumx2 = _moments(values.sum(axis=1), xc)
+    _, sumy, sumy2 = _moments(values.sum(axis=0), yc)
+    return identify.to_TH2x(
+        fName=name,
+        fTitle=title or name,
+        data=full.T.reshape(-1),  # ROOT's global bin = ix + (nx + 2) * iy
+        fEntries=total,
+        fTsumw=total,
+        fTsumw2=total,
+        fTsumwx=sumx,
+        fTsumwx2=sumx2,
+        fTsumwy=sumy,
+        fTsumwy2=sumy2,
+        fTsumwxy=float((values * np.outer(xc, yc)).sum()),
+        fSumw2=np.array([], dtype=np.float64),
+        fXaxis=_axis("xaxis", xedges),
+        fYaxis=_axis("yaxis", yedges),
+    )
+
+
+_ACCEPTED = {
+    1: ("TH1F", "TH1D", "TH1I", "TH1S", "TH1C"),
+    2: ("TH2F", "TH2D", "TH2I", "TH2S", "TH2C", "TH2Poly"),
+}
+
+
+def from_uproot(obj: object) -> Histogram:
+    """Convert an object read by uproot into a :class:`Histogram`.
+
+    Raises :class:`HistogramTypeError` for anything that is not a plain TH1/TH2 (profiles,
+    TH3, graphs, directories, ...).
+    """
+    classname = getattr(obj, "classname", type(obj).__name__)
+    for ndim, names in _ACCEPTED.items():
+        if classname in names and classname != "TH2Poly":
+            values = np.asarray(obj.values(flow=False), dtype=np.float64)  # type: ignore[attr-defined]
+            axes = [obj.axis(i) for i in range(ndim)]  # type: ignore[attr-defined]
+            edges = tuple(np.asarray(ax.edges(flow=False), dtype=np.float64) for ax in axes)
+            entries = float(obj.member("fEntries"))  # type: ignore[attr-defined]
+            title = str(obj.member("fTitle") or "")  # type: ignore[attr-defined]
+            return Histogram(values, edges, entries, classname, title)
+    raise HistogramTypeError(f"is a {classname}, not a TH1 or TH2 histogram")
+
+
+def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], dict[str, str]]:
+    """Read the objects ``keys`` ({name: key in file}) from one ROOT file.
+
+    Returns the histograms read and, per name that could not be read, the problem. Errors that
+    concern the whole file (it cannot be opened) propagate as exceptions.
+    """
+    found: dict[str, Histogram] = {}
+    problems: dict[str, str] = {}
+    with uproot.open(path) as handle:
+        for name, key in keys.items():
+            try:
+                obj = handle[key]
+            except KeyError:
+                problems[name] = "missing: no object at this path"
+                continue
+            except Exception as err:  # corrupted object inside a readable file
+                problems[name] = f"unreadable: {type(err).__name__}: {err}"
+                continue
+            try:
+                found[name] = from_uproot(obj)
+            except HistogramTypeError as err:
+                problems[name] = f"wrong type: {err}"
+    return found, problems

@@ -1,0 +1,97 @@
+from snakemake.utils import validate
+
+from dqmflow.discover import batch_of
+from dqmflow.names import SLUG_PATTERN, HistogramName
+from dqmflow.plan import DEMO_DIR, Plan
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+PLAN = Plan.from_config(config)
+ENV = "../envs/dqmflow.yaml"
+
+
+wildcard_constraints:
+    pd=r"[A-Za-z0-9_-]+",
+    year=r"\d{4}",
+    subsystem=r"[A-Za-z0-9_-]+",
+    batch=r"R\d+x+",
+    algo=r"[A-Za-z0-9_-]+",
+    hist=SLUG_PATTERN,
+
+
+def histogram(wildcards):
+    """AutoDQM_ML column name of the {hist} slug."""
+    return HistogramName.from_slug(wildcards.hist).column
+
+
+def discover_input(wildcards):
+    return {"demo": f"{DEMO_DIR}/DQMGUI_data"} if PLAN.is_demo else {}
+
+
+def catalogs(wildcards):
+    return [f"results/{wildcards.pd}/catalog/{year}.tsv" for year in PLAN.years]
+
+
+def selection(pd):
+    catalogs = [checkpoints.discover.get(pd=pd, year=year).output.catalog for year in PLAN.years]
+    return PLAN.selection(catalogs)
+
+
+def fetch_checkpoints(wildcards):
+    """Depend on discovery without making catalog timestamps re-trigger fetching."""
+    selection(wildcards.pd)
+    return []
+
+
+def batch_files(wildcards):
+    return PLAN.batch_files(selection(wildcards.pd), wildcards.batch)
+
+
+def manifests(wildcards):
+    batches = PLAN.batches(selection(wildcards.pd))
+    return [
+        f"results/{wildcards.pd}/shards/{subsystem}/{batch}.tsv"
+        for subsystem in PLAN.subsystems
+        for batch in batches
+    ]
+
+
+def labels(wildcards):
+    return PLAN.labels(selection(wildcards.pd))
+
+
+def selection_problems(wildcards):
+    return PLAN.selection_problems(selection(wildcards.pd))
+
+
+def algorithm_file(wildcards):
+    return PLAN.algorithms[wildcards.algo].path
+
+
+def algorithm_params(wildcards):
+    return PLAN.algorithms[wildcards.algo].as_dict()
+
+
+def score_files(wildcards):
+    tags = [wildcards.algo] if hasattr(wildcards, "algo") else PLAN.tags
+    return [f"results/{wildcards.pd}/scores/{tag}/{slug}.parquet" for tag in tags for slug in PLAN.slugs]
+
+
+def assessment_files(name):
+    def inner(wildcards):
+        return [f"results/{wildcards.pd}/assessment/{tag}/{name}" for tag in PLAN.tags]
+
+    return inner
+
+
+def all_outputs():
+    outputs = []
+    for pd in PLAN.primary_datasets:
+        outputs += [
+            f"results/{pd}/histograms.parquet",
+            f"results/{pd}/scores.parquet",
+            f"results/{pd}/summary/auc_by_histogram.csv",
+        ]
+        outputs += [f"results/{pd}/assessment/{tag}/plots" for tag in PLAN.tags]
+    return outputs

@@ -1,0 +1,79 @@
+rule demo_data:
+    output:
+        tree=directory(f"{DEMO_DIR}/DQMGUI_data"),
+        truth=f"{DEMO_DIR}/truth.csv",
+    params:
+        demo=config["demo"],
+    log:
+        "logs/demo_data.log",
+    benchmark:
+        "benchmarks/demo_data.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/demo_data.py"
+
+
+checkpoint discover:
+    input:
+        unpack(discover_input),
+    output:
+        catalog="results/{pd}/catalog/{year}.tsv",
+    params:
+        source=PLAN.source_location,
+    log:
+        "logs/{pd}/discover/{year}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/discover.py"
+
+
+rule fetch:
+    input:
+        fetch_checkpoints,
+    output:
+        manifest="results/{pd}/shards/{subsystem}/{batch}.tsv",
+    params:
+        files=batch_files,
+        histograms=lambda wildcards: PLAN.columns(wildcards.subsystem),
+        settings=config["fetch"],
+    log:
+        "logs/{pd}/fetch/{subsystem}/{batch}.log",
+    benchmark:
+        "benchmarks/{pd}/fetch/{subsystem}/{batch}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        ENV
+    script:
+        "../scripts/fetch.py"
+
+
+rule merge:
+    input:
+        catalogs=catalogs,
+        manifests=manifests,
+    output:
+        table="results/{pd}/histograms.parquet",
+        report=report(
+            "results/{pd}/fetch_report.tsv",
+            caption="../report/fetch_report.rst",
+            category="Data",
+            labels={"dataset": "{pd}", "table": "fetch report"},
+        ),
+    params:
+        histograms=[h.column for h in PLAN.histograms],
+        labels=labels,
+        problems=selection_problems,
+    log:
+        "logs/{pd}/merge.log",
+    benchmark:
+        "benchmarks/{pd}/merge.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        ENV
+    script:
+        "../scripts/merge.py"

@@ -1,0 +1,8 @@
+"""Concatenate all score files of a primary dataset (rule collect_scores)."""
+
+from dqmflow.models import collect_scores
+from dqmflow.scriptlog import setup
+
+log = setup(snakemake)
+frame = collect_scores(snakemake.input.scores, snakemake.output.scores)
+log.info("%d scores written to %s", len(frame), snakemake.output.scores)

@@ -1,0 +1,23 @@
+"""Merge a primary dataset's shards into histograms.parquet (rule merge)."""
+
+from collections import defaultdict
+from pathlib import Path
+
+from dqmflow.merge import merge
+from dqmflow.names import HistogramName
+from dqmflow.scriptlog import setup
+
+log = setup(snakemake)
+by_subsystem = defaultdict(list)
+for path in snakemake.input.manifests:
+    by_subsystem[Path(path).parent.name].append(path)
+report = merge(
+    by_subsystem,
+    [HistogramName.from_column(c) for c in snakemake.params.histograms],
+    {int(run): label for run, label in snakemake.params.labels.items()},
+    snakemake.output.table,
+    snakemake.output.report,
+    extra_problems=snakemake.params.problems,
+)
+for status, count in report["status"].value_counts().items():
+    log.warning("%d fetch report rows with status %s (see %s)", count, status, snakemake.output.report)
