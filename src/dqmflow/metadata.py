@@ -190,7 +190,7 @@ def parse_datasets(data: Any, source: str = "<datasets>") -> Datasets:
         unknown = set(info) - {"productions", "eras", "runs", "bad_runs", "good_runs", "comments"}
         if unknown:
             raise MetadataError(f"{where}: unknown field(s) {sorted(unknown)}")
-        note = info.get("comments", ())
+        note = info.get("comments")
         comments[year] = (note,) if isinstance(note, str) else _str_list(note, f"{where}: comments")
         years.append(
             YearSelection(

@@ -160,13 +160,16 @@ def run_level_scores(scores: pd.DataFrame, alpha: float = 0.01) -> pd.DataFrame:
 
     ``scores`` is the long table (run_number, histogram, score, label, split, ...) of one
     algorithm. Returns per run: label, ``is_train``, ``low_stats``, ``fisher``, ``min_p``,
-    ``n_flagged`` (p < ``alpha``), ``worst_histogram`` and its p-value.
+    ``n_flagged`` (p < ``alpha``) and ``worst_histogram``, most anomalous first (smallest p,
+    then largest Fisher combination).
     """
+    groups = list(scores.groupby("histogram", sort=True))
+    n_ref = max((int((g["split"] == "train").sum()) for _, g in groups), default=0)
+    floor = 1.0 / (1.0 + n_ref)  # the smallest p-value any histogram can reach
     parts = []
-    for histogram, group in scores.groupby("histogram", sort=True):
+    for histogram, group in groups:
         ref = group.loc[group["split"] == "train", "score"].to_numpy()
         p = empirical_pvalues(group["score"].to_numpy(), ref) if len(ref) else np.full(len(group), np.nan)
-        floor = 1.0 / (1.0 + len(ref))
         p = np.where(group["split"].to_numpy() == "missing", floor, p)
         parts.append(pd.DataFrame({"run_number": group["run_number"].to_numpy(), "histogram": histogram, "p": p}))
     if not parts:
@@ -188,4 +191,4 @@ def run_level_scores(scores: pd.DataFrame, alpha: float = 0.01) -> pd.DataFrame:
     out["worst_histogram"] = np.asarray(wide.columns)[np.argmin(filled, axis=1)]
     out = per_run.join(out).reset_index()
     out["neg_log10_min_p"] = -np.log10(out["min_p"])
-    return out.sort_values("fisher", ascending=False, kind="stable", ignore_index=True)
+    return out.sort_values(["min_p", "fisher"], ascending=[True, False], kind="stable", ignore_index=True)

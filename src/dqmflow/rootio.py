@@ -30,6 +30,10 @@ class Histogram:
         return self.values.ndim
 
 
+class TruncatedFileError(OSError):
+    """A ROOT file is shorter than its header says (an interrupted copy or write)."""
+
+
 class HistogramTypeError(TypeError):
     """An object in a DQM file is not a plain 1D/2D histogram."""
 
@@ -118,6 +122,8 @@ def from_uproot(obj: object) -> Histogram:
     Raises :class:`HistogramTypeError` for anything that is not a plain TH1/TH2 (profiles,
     TH3, graphs, directories, ...).
     """
+    if isinstance(obj, uproot.ReadOnlyDirectory):
+        raise HistogramTypeError("is a folder (TDirectory), not a TH1 or TH2 histogram")
     classname = getattr(obj, "classname", type(obj).__name__)
     for ndim, names in _ACCEPTED.items():
         if classname in names and classname != "TH2Poly":
@@ -134,11 +140,14 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
     """Read the objects ``keys`` ({name: key in file}) from one ROOT file.
 
     Returns the histograms read and, per name that could not be read, the problem. Errors that
-    concern the whole file (it cannot be opened) propagate as exceptions.
+    concern the whole file (it cannot be opened, or it is truncated) propagate as exceptions.
     """
     found: dict[str, Histogram] = {}
     problems: dict[str, str] = {}
     with uproot.open(path) as handle:
+        size, end = handle.file.source.num_bytes, handle.file.fEND
+        if size is not None and size < end:
+            raise TruncatedFileError(f"file is truncated: {size} bytes, its header says {end}")
         for name, key in keys.items():
             try:
                 obj = handle[key]

@@ -29,10 +29,6 @@ def discover_input(wildcards):
     return {"demo": f"{DEMO_DIR}/DQMGUI_data"} if PLAN.is_demo else {}
 
 
-def catalogs(wildcards):
-    return [f"results/{wildcards.pd}/catalog/{year}.tsv" for year in PLAN.years]
-
-
 def selection(pd):
     catalogs = [checkpoints.discover.get(pd=pd, year=year).output.catalog for year in PLAN.years]
     return PLAN.selection(catalogs)

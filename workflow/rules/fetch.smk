@@ -53,7 +53,6 @@ rule fetch:
 
 rule merge:
     input:
-        catalogs=catalogs,
         manifests=manifests,
     output:
         table="results/{pd}/histograms.parquet",

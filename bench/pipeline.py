@@ -1,0 +1,128 @@
+"""Benchmark: the full demo pipeline, timed per stage, and detection quality on the demo truth.
+
+    python bench/pipeline.py [--workdir DIR] [--cores 2] [--runs-per-year 160] [--reuse]
+
+Runs ``snakemake`` on the default config (embedded demo) in a fresh working directory, then prints
+* per stage (rule): jobs, summed job seconds (from Snakemake's benchmark files) and the share of
+  the summed time, and the wall-clock time of the whole run;
+* per histogram and algorithm: AUC against the demo *truth* (positives: runs whose anomaly touches
+  that histogram; negatives: runs without any anomaly; test split, enough entries);
+* per algorithm: run-level AUC against the truth for each way of combining histogram p-values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_pipeline(workdir: Path, cores: int, runs_per_year: int) -> float:
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for key in ("contents", "datasets"):
+        config[key] = str(REPO / config[key])
+    config["algorithms"] = [str(REPO / a) for a in config["algorithms"]]
+    if runs_per_year != config["demo"]["runs_per_year"]:
+        from dqmflow.demo import DemoSpec, demo_datasets, plan_runs
+
+        spec = DemoSpec(runs_per_year=runs_per_year, seed=config["demo"]["seed"])
+        import json
+
+        (workdir / "datasets.json").write_text(json.dumps(demo_datasets(spec, plan_runs(spec))))
+        config["datasets"] = str(workdir / "datasets.json")
+        config["demo"]["runs_per_year"] = runs_per_year
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+           "--directory", str(workdir), "--cores", str(cores), "--quiet", "all"]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env)
+    return time.perf_counter() - start
+
+
+def stage_table(workdir: Path) -> pd.DataFrame:
+    rows = []
+    for path in (workdir / "benchmarks").rglob("*.tsv"):
+        rel = path.relative_to(workdir / "benchmarks").parts
+        stage = rel[0].removesuffix(".tsv") if len(rel) == 1 else rel[1].removesuffix(".tsv")
+        if stage in ("train", "score"):
+            stage = f"{stage} ({rel[2]})"
+        seconds = float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+        rows.append({"stage": stage, "seconds": seconds})
+    frame = pd.DataFrame(rows).groupby("stage")["seconds"].agg(jobs="count", seconds="sum")
+    frame["share"] = frame["seconds"] / frame["seconds"].sum()
+    return frame.sort_values("seconds", ascending=False)
+
+
+def truth_aucs(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from dqmflow.metrics import roc_auc
+
+    truth = pd.read_csv(workdir / "results" / "demo" / "truth.csv", keep_default_na=False)
+    anomalous_runs = set(truth.loc[truth["anomaly"] != "", "run_number"])
+    touched = truth[truth["histogram"] != ""].groupby("histogram")["run_number"].apply(set).to_dict()
+    pd_dir = next(p for p in (workdir / "results").iterdir() if (p / "scores.parquet").exists())
+    scores = pd.read_parquet(pd_dir / "scores.parquet")
+    rows = []
+    for (algorithm, histogram), group in scores.groupby(["algorithm", "histogram"]):
+        group = group[group["split"] == "test"]
+        positive = group["run_number"].isin(touched.get(histogram, set()))
+        negative = ~group["run_number"].isin(anomalous_runs)
+        keep = positive | negative
+        labels = positive[keep].astype(int).to_numpy()
+        auc = roc_auc(group.loc[keep, "score"].to_numpy(), labels)[2]
+        rows.append({"algorithm": algorithm, "histogram": histogram.rsplit("/", 1)[-1], "auc": auc,
+                     "n_anomalous": int(labels.sum())})  # fmt: skip
+    per_hist = pd.DataFrame(rows).pivot(index="histogram", columns="algorithm", values="auc")
+    run_rows = []
+    for path in sorted((pd_dir / "assessment").glob("*/run_ranking.csv")):
+        ranking = pd.read_csv(path)
+        ranking = ranking[~ranking["is_train"] & ~ranking["low_stats"]]
+        labels = ranking["run_number"].isin(anomalous_runs).astype(int).to_numpy()
+        algorithm = path.parent.name
+        for name, column in (("fisher", "fisher"), ("min p", "neg_log10_min_p"), ("n flagged", "n_flagged")):
+            run_rows.append({"algorithm": algorithm, "combination": name,
+                             "auc": roc_auc(ranking[column].to_numpy(dtype=float), labels)[2]})  # fmt: skip
+    run_level = pd.DataFrame(run_rows).pivot(index="algorithm", columns="combination", values="auc")
+    return per_hist, run_level
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, help="working directory (default: a fresh temporary one)")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--runs-per-year", type=int, default=160)
+    parser.add_argument("--reuse", action="store_true", help="only re-read the results already in --workdir")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dqmflow-bench-"))
+    if not args.reuse:
+        if args.workdir and workdir.exists():
+            shutil.rmtree(workdir)
+        wall = run_pipeline(workdir, args.cores, args.runs_per_year)
+        print(f"full demo pipeline: {wall:.1f} s wall clock on {args.cores} cores ({workdir})\n")
+    stages = stage_table(workdir)
+    pd.set_option("display.width", 160)
+    print("per stage (summed job time; jobs run in parallel):")
+    print(stages.to_string(float_format=lambda v: f"{v:.2f}"))
+    per_hist, run_level = truth_aucs(workdir)
+    print("\nper-histogram AUC on the demo truth (test split):")
+    print(per_hist.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\nmean per-histogram AUC:", per_hist.mean().round(3).to_dict())
+    print("\nrun-level AUC on the demo truth (test split, anomalous vs clean runs):")
+    print(run_level.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\nbest run-level AUC:", float(np.nanmax(run_level.to_numpy())).__round__(3))
+
+
+if __name__ == "__main__":
+    main()

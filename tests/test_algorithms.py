@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dqmflow.algorithms import REGISTRY, ConfigError, get_algorithm, load_config, load_configs
+from dqmflow.names import HistogramName
+from dqmflow.preprocess import HistogramSet
+from tests.conftest import REPO
+
+
+def synthetic(rng: np.random.Generator, n: int = 120, n_bad: int = 20, shape=(40,)) -> HistogramSet:
+    """Gaussian-peak histograms; the last n_bad runs have a dead region (bins 10-14 at zero)."""
+    x = np.linspace(-3, 3, int(np.prod(shape)))
+    density = np.exp(-0.5 * x**2).reshape(shape) + 0.05
+    counts = np.stack([rng.poisson(density / density.sum() * rng.uniform(2e4, 5e4)) for _ in range(n)]).astype(float)
+    flat = counts.reshape(n, -1)
+    flat[n - n_bad :, 10:15] = 0.0
+    labels = np.r_[np.zeros(n - n_bad, int), np.ones(n_bad, int)]
+    split = np.where(np.arange(n) % 2 == 0, "train", "test")
+    split[labels == 1] = "test"
+    return HistogramSet(
+        name=HistogramName("T", "/Run summary/h"),
+        runs=np.arange(1000, 1000 + n),
+        years=np.full(n, 2022),
+        labels=labels,
+        counts=flat.reshape(counts.shape),
+        entries=flat.sum(axis=1),
+        split=split.astype(str),
+        edges=tuple(np.linspace(0, 1, s + 1) for s in shape),
+    )
+
+
+def test_registry_knows_every_algorithm() -> None:
+    get_algorithm("pca")
+    assert {"pca", "autoencoder", "ks", "chi2"} <= set(REGISTRY)
+    with pytest.raises(ConfigError, match="unknown algorithm 'nope'"):
+        get_algorithm("nope")
+
+
+def test_every_shipped_config_is_valid_and_tags_are_unique() -> None:
+    paths = sorted(str(p) for p in (REPO / "config" / "algorithms").glob("*.yaml"))
+    configs = load_configs(paths)
+    assert {"pca_2", "pca_5", "ae_dense", "ks_prev4", "chi2_mean"} <= set(configs)
+    assert configs["pca_2"].params.n_components == 2 and configs["pca_5"].params.n_components == 5
+    ae = configs["ae_dense"].params
+    assert (ae.batch_size, ae.val_batch_size, ae.n_epochs, ae.early_stopping_rounds) == (16, 1024, 1000, 3)
+    assert (ae.n_hidden_layers, ae.n_nodes, ae.n_components, ae.dropout, ae.batch_norm) == (2, 25, 3, 0.0, False)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("algorithm: pca\nparams: {n_component: 2}", r"unknown parameter\(s\) \['n_component'\]"),
+        ("algorithm: pca\nparams: {n_components: two}", "n_components must be an integer"),
+        ("algorithm: pca\nparams: {n_components: 0}", "n_components must be >= 1"),
+        ("algorithm: pca\nparams: {loss: l1}", "loss must be one of"),
+        ("algorithm: autoencoder\nparams: {batch_norm: 1}", "batch_norm must be true or false"),
+        ("algorithm: forest", "unknown algorithm 'forest'"),
+        ("params: {}", "needs an 'algorithm' key"),
+        ("algorithm: pca\ntag: 'a b'", "may contain only"),
+        ("algorithm: pca\nlearning_rate: 1", r"unknown key\(s\) \['learning_rate'\]"),
+        ("algorithm: pca\nparams: [1]", "params must be a mapping"),
+        ("algorithm: [pca", "not valid YAML"),
+    ],
+)
+def test_invalid_configs_fail_with_the_file_name(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert "bad.yaml" in str(info.value) or "unknown algorithm" in str(info.value)
+
+
+def test_two_configs_of_one_algorithm_coexist_and_duplicate_tags_fail(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("algorithm: pca\nparams: {n_components: 2}")
+    (tmp_path / "b.yaml").write_text("algorithm: pca\nparams: {n_components: 5}")
+    (tmp_path / "c.yaml").write_text("algorithm: pca\ntag: a")
+    configs = load_configs([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")])
+    assert [c.params.n_components for c in configs.values()] == [2, 5]
+    with pytest.raises(ConfigError, match="tag 'a' is used by both"):
+        load_configs([str(tmp_path / "a.yaml"), str(tmp_path / "c.yaml")])
+
+
+def test_params_are_frozen() -> None:
+    params = get_algorithm("pca").Params()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.n_components = 3  # type: ignore[misc]
+
+
+FAST = {
+    "pca": {"n_components": 2},
+    "ks": {"reference": "previous_good", "n_references": 3},
+    "chi2": {"reference": "mean_of_training"},
+}
+
+
+@pytest.mark.parametrize("shape", [(40,), (8, 5)])
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_algorithms_detect_a_dead_region_and_round_trip(name, shape, rng, tmp_path: Path) -> None:
+    from dqmflow.algorithms.base import build_params
+    from dqmflow.metrics import roc_auc
+
+    data = synthetic(rng, shape=shape)
+    cls = get_algorithm(name)
+    model = cls(build_params(cls, FAST[name], "test")).fit(data)
+    test = data.subset(data.split == "test")
+    scores = model.score(test)
+    assert scores.shape == (len(test),)
+    assert roc_auc(scores, test.labels)[2] > 0.95
+    reco = model.reconstruct(test)
+    assert reco.shape == test.counts.shape
+    np.testing.assert_allclose(reco.reshape(len(test), -1).sum(axis=1), 1.0, atol=1e-6)
+    model.save(tmp_path)
+    again = cls.load(tmp_path, model.params)
+    np.testing.assert_allclose(again.score(test), scores)
+
+
+def test_reference_modes(rng) -> None:
+    from dqmflow.algorithms.base import build_params
+
+    data = synthetic(rng, n=20, n_bad=2)
+    chi2 = get_algorithm("chi2")
+    fixed = chi2(build_params(chi2, {"reference": "fixed_run", "reference_run": 1004}, "t")).fit(data)
+    refs = fixed.references(data)
+    np.testing.assert_array_equal(refs[7], data.counts[4])
+    prev = chi2(build_params(chi2, {"reference": "previous_good", "n_references": 2}, "t")).fit(data)
+    refs = prev.references(data)
+    np.testing.assert_array_equal(refs[5], data.counts[2] + data.counts[4])  # runs 1002, 1004 are training
+    np.testing.assert_array_equal(refs[0], data.counts[2] + data.counts[4])  # nothing before: the next ones
+    mean = chi2(build_params(chi2, {}, "t")).fit(data)
+    train = data.split == "train"
+    np.testing.assert_array_equal(mean.references(data)[1], data.counts[train].sum(axis=0))
+    np.testing.assert_array_equal(mean.references(data)[0], data.counts[train].sum(axis=0) - data.counts[0])
+    with pytest.raises(ValueError, match="reference run 1001 is not a training run"):
+        chi2(build_params(chi2, {"reference": "fixed_run", "reference_run": 1001}, "t")).fit(data)
+
+
+def test_empty_histogram_is_maximally_anomalous(rng) -> None:
+    from dqmflow.algorithms.base import build_params
+
+    data = synthetic(rng, n=30, n_bad=0)
+    data.counts[1] = 0.0
+    for name in ("chi2", "ks"):
+        cls = get_algorithm(name)
+        scores = cls(build_params(cls, {}, "t")).fit(data).score(data)
+        assert scores[1] == scores.max() and np.isfinite(scores[0])
+
+
+def test_pca_needs_enough_training_runs(rng) -> None:
+    from dqmflow.algorithms.base import build_params
+
+    data = synthetic(rng, n=6, n_bad=0)
+    pca = get_algorithm("pca")
+    with pytest.raises(ValueError, match="needs more than 5 training runs, got 3"):
+        pca(build_params(pca, {"n_components": 5}, "t")).fit(data)
+
+
+@pytest.mark.slow
+def test_dense_autoencoder_trains_detects_and_round_trips(rng, tmp_path: Path) -> None:
+    from dqmflow.algorithms.base import build_params
+    from dqmflow.metrics import roc_auc
+
+    data = synthetic(rng, n=160, n_bad=20)
+    cls = get_algorithm("autoencoder")
+    params = build_params(cls, {"n_epochs": 200, "early_stopping_rounds": 10, "seed": 3}, "t")
+    model = cls(params).fit(data)
+    assert 0 < len(model.history_["loss"]) <= 200
+    assert model.history_["val_loss"][-1] < model.history_["val_loss"][0]
+    test = data.subset(data.split == "test")
+    scores = model.score(test)
+    assert roc_auc(scores, test.labels)[2] > 0.9
+    model.save(tmp_path)
+    again = cls.load(tmp_path, params)
+    np.testing.assert_allclose(again.score(test), scores, rtol=1e-5)
+    twice = cls(params).fit(data)
+    np.testing.assert_allclose(twice.score(test), scores, rtol=1e-3)  # seeded: reproducible

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dqmflow.demo import PD, plan_runs
+from dqmflow.discover import batch_of, list_source, parse_file_name, read_catalog, select, write_catalog
+from dqmflow.metadata import parse_datasets
+from tests.conftest import SMALL, small_datasets
+
+
+def test_parse_real_file_names() -> None:
+    item = parse_file_name(
+        "/eos/x/Run2018/SingleMuon/R0003174xx/DQM_V0001_R000317488__SingleMuon__Run2018A-12Nov2019_UL2018-v2__DQMIO.root"
+    )
+    assert item is not None
+    assert (item.run, item.year, item.era, item.version, item.primary_dataset) == (317488, 2018, "A", 1, "SingleMuon")
+    assert item.processing == "12Nov2019_UL2018-v2"
+    assert parse_file_name("/x/notes.txt") is None
+    assert parse_file_name("/x/DQM_V0001_R000317488__SingleMuon__DQMIO.root") is None
+
+
+@pytest.mark.parametrize(
+    "run,span,name", [(317488, 100, "R0003174xx"), (317488, 1000, "R000317xxx"), (5, 10, "R00000000x")]
+)
+def test_batches_follow_the_dqm_gui_run_range_folders(run: int, span: int, name: str) -> None:
+    assert batch_of(run, span) == name
+
+
+def test_batch_span_must_be_a_power_of_ten() -> None:
+    with pytest.raises(ValueError, match="power of ten"):
+        batch_of(1, 250)
+
+
+def test_local_discovery_and_selection(demo_tree: Path, tmp_path: Path) -> None:
+    source = str(demo_tree / "DQMGUI_data")
+    files = list_source(source, PD, 2018) + list_source(source, PD, 2017)
+    plans = plan_runs(SMALL)
+    assert {f.run for f in files} == {p.run for p in plans}
+    assert list_source(source, "NoSuchPD", 2018) == []
+    catalog = tmp_path / "catalog.tsv"
+    write_catalog(files, catalog)
+    assert read_catalog(catalog) == files
+
+    datasets = parse_datasets(small_datasets())
+    selection = select(files, datasets)
+    assert sorted(selection.files) == sorted(p.run for p in plans)
+    # PromptReco files do not match the UL productions; the older -v1 UL2018 files are duplicates.
+    assert all("PromptReco" not in f.path for f in selection.files.values())
+    for dropped, kept in selection.duplicates:
+        assert dropped.run == kept.run and dropped.processing.endswith("-v1") and kept.processing.endswith("-v2")
+    assert selection.duplicates, "the demo writes older reprocessings for a few 2018 runs"
+    assert selection.missing_runs == []
+
+
+def test_selection_by_runs_and_eras_reports_missing_runs(demo_tree: Path) -> None:
+    source = str(demo_tree / "DQMGUI_data")
+    files = list_source(source, PD, 2017)
+    plans = [p for p in plan_runs(SMALL) if p.year == 2017]
+    wanted = [str(plans[0].run), str(plans[3].run), "299999"]
+    datasets = parse_datasets(
+        {"primary_datasets": [PD], "years": {"2017": {"productions": ["UL2017"], "runs": wanted}}}
+    )
+    selection = select(files, datasets)
+    assert sorted(selection.files) == sorted([plans[0].run, plans[3].run])
+    assert selection.missing_runs == [(2017, 299999)]
+    era = plans[-1].era
+    by_era = select(
+        files, parse_datasets({"primary_datasets": [PD], "years": {"2017": {"productions": [""], "eras": [era]}}})
+    )
+    assert {f.era for f in by_era.files.values()} == {era}
+
+
+def test_duplicate_rule_prefers_version_then_processing(tmp_path: Path) -> None:
+    names = [
+        "DQM_V0001_R000300000__PD__Run2017B-UL2017-v1__DQMIO.root",
+        "DQM_V0001_R000300000__PD__Run2017B-UL2017-v2__DQMIO.root",
+        "DQM_V0002_R000300000__PD__Run2017B-UL2017-v1__DQMIO.root",
+    ]
+    files = [parse_file_name(f"/x/{n}") for n in names]
+    selection = select(files, parse_datasets({"primary_datasets": ["PD"], "years": {"2017": {"productions": ["UL"]}}}))
+    assert selection.files[300000].name == names[2]
+    assert {d.name for d, _ in selection.duplicates} == set(names[:2])

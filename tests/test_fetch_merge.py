@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import uproot
+
+from dqmflow.demo import PD, plan_runs
+from dqmflow.discover import list_source, select
+from dqmflow.fetch import FetchError, fetch_batch, read_manifest
+from dqmflow.merge import read_histogram_metadata
+from dqmflow.metadata import parse_datasets
+from dqmflow.names import HistogramName
+from dqmflow.rootio import read_file, to_th1f, to_th2f
+from tests.conftest import SMALL, fetch_and_merge, small_datasets
+
+
+def test_th1f_th2f_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "h.root"
+    values2 = np.arange(12.0).reshape(3, 4)
+    with uproot.recreate(path) as out:
+        out["DQMData/Run 1/A/Run summary/h1"] = to_th1f("h1", np.arange(5.0), np.array([0, 1, 2, 4, 8, 16.0]))
+        out["DQMData/Run 1/A/Run summary/h2"] = to_th2f("h2", values2, np.linspace(0, 3, 4), np.linspace(0, 4, 5))
+    found, problems = read_file(
+        str(path), {"a": "DQMData/Run 1/A/Run summary/h1", "b": "DQMData/Run 1/A/Run summary/h2"}
+    )
+    assert problems == {}
+    assert found["a"].classname == "TH1F" and found["b"].classname == "TH2F"
+    np.testing.assert_array_equal(found["a"].edges[0], [0, 1, 2, 4, 8, 16])
+    np.testing.assert_array_equal(found["b"].values, values2)  # [ix, iy] orientation kept
+    assert found["b"].entries == values2.sum()
+
+
+def test_merged_table_is_autodqm_ml_compatible_and_aligned(merged_demo: Path, demo_tree: Path) -> None:
+    frame = pd.read_parquet(merged_demo)
+    plans = {p.run: p for p in plan_runs(SMALL)}
+    assert list(frame["run_number"]) == sorted(plans)
+    for column in ("run_number", "year", "era", "label"):
+        assert column in frame.columns
+    col = "L1T//Run summary/L1TStage2EMTF/emtfTrackPhi"
+    assert col in frame.columns and f"{col}_entries" in frame.columns
+    bad = {int(r) for y in small_datasets()["years"].values() for r in y["bad_runs"]}
+    assert set(frame.loc[frame["label"] == 1, "run_number"]) == bad
+    assert set(frame.loc[frame["label"] == 0, "run_number"]) == set(plans) - bad
+    # Every row holds the run's own histogram, exactly as in its ROOT file (no shifted rows).
+    for run in list(plans)[::5]:
+        path = next((demo_tree / "DQMGUI_data").rglob(f"DQM_V0001_R{run:09d}__*UL*-v2__DQMIO.root"), None) or next(
+            (demo_tree / "DQMGUI_data").rglob(f"DQM_V0001_R{run:09d}__*UL*__DQMIO.root")
+        )
+        with uproot.open(path) as f:
+            expected1 = f[f"DQMData/Run {run}/L1T/Run summary/L1TStage2EMTF/emtfTrackPhi"].values()
+            expected2 = f[f"DQMData/Run {run}/CSC/Run summary/CSCOfflineMonitor/Occupancy/hORecHits"].values()
+        row = frame[frame["run_number"] == run].iloc[0]
+        np.testing.assert_array_equal(np.asarray(row[col]), expected1)
+        got2 = np.stack(row["CSC//Run summary/CSCOfflineMonitor/Occupancy/hORecHits"])
+        np.testing.assert_array_equal(got2, expected2)
+    # awkward reads it too, with 2D histograms as nested lists
+    array = ak.from_parquet(merged_demo, columns=["CSC//Run summary/CSCOfflineMonitor/Occupancy/hORecHits"])
+    assert ak.to_numpy(array["CSC//Run summary/CSCOfflineMonitor/Occupancy/hORecHits"]).shape == (len(frame), 36, 18)
+    meta = read_histogram_metadata(merged_demo)["histograms"]
+    assert meta[col]["classname"] == "TH1F" and len(meta[col]["edges"][0]) == 127
+
+
+def _corrupt(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def test_broken_and_odd_files_lose_nothing(demo_tree: Path, tmp_path: Path, all_histograms) -> None:
+    source = tmp_path / "DQMGUI_data"
+    shutil.copytree(demo_tree / "DQMGUI_data", source)
+    datasets = small_datasets()
+    plans = sorted(plan_runs(SMALL), key=lambda p: p.run)
+    files = {p.run: next(source.rglob(f"DQM_V0001_R{p.run:09d}__*UL{p.year}*__DQMIO.root")) for p in plans}
+    broken, odd_binning, no_phi = plans[2].run, plans[5].run, plans[8].run
+    _corrupt(files[broken])
+    phi = HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackPhi")
+    eta = HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackEta")
+    for run, mode in ((odd_binning, "binning"), (no_phi, "missing")):
+        for f in source.rglob(f"DQM_V*_R{run:09d}__*.root"):
+            with uproot.update(f) as out:
+                folder, leaf = phi.in_file(run).rsplit("/", 1)
+                del out[folder][leaf]
+                if mode == "binning":
+                    out[phi.in_file(run)] = to_th1f("emtfTrackPhi", np.ones(50), np.linspace(-3.2, 3.2, 51))
+    table, report, _ = fetch_and_merge(source, tmp_path / "work", [phi, eta], datasets)
+    frame = pd.read_parquet(table)
+    assert broken not in set(frame["run_number"])
+    assert len(frame) == len(plans) - 1
+    assert frame.loc[frame["run_number"] == no_phi, phi.column].isna().all()
+    assert frame.loc[frame["run_number"] == odd_binning, phi.column].isna().all()
+    assert frame.loc[frame["run_number"] == odd_binning, eta.column].notna().all()
+    status = {(r.run_number, r.status) for r in report.itertuples()}
+    assert (broken, "file_error") in status
+    assert (no_phi, "missing") in status
+    assert (odd_binning, "binning_mismatch") in status
+    row = report[report["status"] == "file_error"].iloc[0]
+    assert str(files[broken]) in row["file"] and "cannot read file" in row["problem"]
+    written = pd.read_csv(tmp_path / "work" / "fetch_report.tsv", sep="\t")
+    assert len(written) == len(report)
+
+
+def test_wrong_type_and_empty_histograms_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "Run2017" / "PD" / "R0003000xx" / "DQM_V0001_R000300001__PD__Run2017B-UL2017-v1__DQMIO.root"
+    path.parent.mkdir(parents=True)
+    with uproot.recreate(path) as out:
+        out["DQMData/Run 300001/S/Run summary/h2"] = to_th2f("h2", np.ones((2, 2)), np.arange(3.0), np.arange(3.0))
+        out["DQMData/Run 300001/S/Run summary/empty"] = to_th1f("empty", np.zeros(4), np.arange(5.0))
+        out["DQMData/Run 300001/S/Run summary/dir/x"] = to_th1f("x", np.ones(4), np.arange(5.0))
+    files = list_source(str(tmp_path), "PD", 2017)
+    names = [
+        HistogramName("S", "/Run summary/h2"),
+        HistogramName("S", "/Run summary/empty"),
+        HistogramName("S", "/Run summary/dir"),
+    ]
+    fetch_batch(files, names, tmp_path / "shards", tmp_path / "m.tsv")
+    man = read_manifest(tmp_path / "m.tsv").set_index("histogram")
+    assert man.loc["S//Run summary/h2", "status"] == "ok"
+    assert man.loc["S//Run summary/empty", "status"] == "empty"
+    assert man.loc["S//Run summary/dir", "status"] == "wrong_type"
+    assert "TDirectory" in man.loc["S//Run summary/dir", "problem"]
+
+
+def test_shards_are_reused_until_the_file_changes(demo_tree: Path, tmp_path: Path) -> None:
+    source = tmp_path / "DQMGUI_data"
+    shutil.copytree(demo_tree / "DQMGUI_data", source)
+    files = select(list_source(str(source), PD, 2017), parse_datasets(small_datasets())).files
+    items = list(files.values())
+    names = [HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackBX")]
+    first = fetch_batch(items[:-2], names, tmp_path / "s", tmp_path / "m.tsv")
+    assert (first.files, first.reused) == (len(items) - 2, 0)
+    second = fetch_batch(items, names, tmp_path / "s", tmp_path / "m.tsv")
+    assert (second.files, second.reused) == (len(items), len(items) - 2)
+    more = fetch_batch(
+        items,
+        [*names, HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackEta")],
+        tmp_path / "s",
+        tmp_path / "m.tsv",
+    )
+    assert more.reused == 0  # the requested histograms changed
+    assert len(read_manifest(tmp_path / "m.tsv")) == 2 * len(items)
+
+
+def test_fail_mode_names_the_file(demo_tree: Path, tmp_path: Path) -> None:
+    source = tmp_path / "DQMGUI_data"
+    shutil.copytree(demo_tree / "DQMGUI_data", source)
+    items = sorted(list_source(str(source), PD, 2017))[:3]
+    _corrupt(Path(items[1].path))
+    names = [HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackBX")]
+    with pytest.raises(FetchError, match=Path(items[1].path).name):
+        fetch_batch(items, names, tmp_path / "s", tmp_path / "m.tsv", on_error="fail")
+    assert set(read_manifest(tmp_path / "m.tsv")["run_number"]) == {items[0].run, items[1].run}
+
+
+def test_merge_streams_in_chunks(merged_demo: Path, demo_tree: Path, tmp_path: Path, all_histograms) -> None:
+    from dqmflow.merge import merge
+
+    manifests = {}
+    for subsystem in ("CSC", "L1T"):
+        manifests[subsystem] = [p for p in merged_demo.parent.glob(f"shards/{subsystem}/*.tsv")]
+    merge(manifests, all_histograms, {}, tmp_path / "t.parquet", tmp_path / "r.tsv", chunk_runs=5)
+    assert pq.ParquetFile(tmp_path / "t.parquet").num_row_groups == int(np.ceil(len(plan_runs(SMALL)) / 5))
+    a = pd.read_parquet(tmp_path / "t.parquet").drop(columns="label")
+    b = pd.read_parquet(merged_demo).drop(columns="label")
+    pd.testing.assert_frame_equal(a, b)

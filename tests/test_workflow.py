@@ -1,0 +1,140 @@
+"""End-to-end: the Snakemake workflow on a tiny demo, the report, and incremental re-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from dqmflow.demo import DemoSpec, demo_datasets, plan_runs
+from dqmflow.discover import batch_of
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SPEC = DemoSpec(runs_per_year=12, seed=11)
+CONTENTS = {
+    "CSC": ["/Run summary/CSCOfflineMonitor/Segments/hSTimeCombinedSerial",
+            "/Run summary/CSCOfflineMonitor/Occupancy/hORecHits"],
+    "L1T": ["Run summary/L1TStage2EMTF/emtfTrackPhi"],  # AutoDQM_ML also writes paths without the "/"
+}  # fmt: skip
+HELD_BACK = 3  # 2018 runs added later, to test incremental fetching
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CONDOR_CONFIG": "/dev/null", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+           "--directory", str(workdir), "--cores", "2", *args]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def planned_jobs(workdir: Path) -> Counter:
+    """Jobs a dry run would execute, per rule (from Snakemake's job-stats table)."""
+    out = snakemake(workdir, "--dry-run").stdout
+    if "Nothing to be done" in out:
+        return Counter()
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    return Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)})
+
+
+def write_datasets(path: Path, held_back: int) -> list[int]:
+    datasets = demo_datasets(SPEC, plan_runs(SPEC))
+    runs_2018 = sorted(p.run for p in plan_runs(SPEC) if p.year == 2018)
+    datasets["years"]["2018"]["runs"] = [str(r) for r in runs_2018[: len(runs_2018) - held_back]]
+    path.write_text(json.dumps(datasets, indent=1))
+    return runs_2018[len(runs_2018) - held_back :]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("wf")
+    (work / "config").mkdir()
+    (work / "contents.json").write_text(json.dumps(CONTENTS))
+    write_datasets(work / "datasets.json", HELD_BACK)
+    algorithms = []
+    for name in ("pca_2", "ks", "chi2"):
+        target = work / f"{name}.yaml"
+        target.write_text((REPO / "config" / "algorithms" / f"{name}.yaml").read_text())
+        algorithms.append(str(target))
+    (work / "ae.yaml").write_text(
+        "algorithm: autoencoder\ntag: ae_fast\nparams: {n_epochs: 30, early_stopping_rounds: 5, n_nodes: 8}\n"
+    )
+    algorithms.append(str(work / "ae.yaml"))
+    config = {
+        "source": "demo",
+        "contents": str(work / "contents.json"),
+        "datasets": str(work / "datasets.json"),
+        "algorithms": algorithms,
+        "demo": {"runs_per_year": SPEC.runs_per_year, "seed": SPEC.seed},
+        "fetch": {"runs_per_batch": 100},
+        "assessment": {"n_bootstrap": 20},
+    }
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(work)
+    return work
+
+
+def test_full_run_outputs(workdir: Path) -> None:
+    pd_dir = workdir / "results" / "SingleMuon"
+    table = pd.read_parquet(pd_dir / "histograms.parquet")
+    assert "L1T//Run summary/L1TStage2EMTF/emtfTrackPhi" in table.columns
+    assert len(table) == 2 * SPEC.runs_per_year - HELD_BACK
+    scores = pd.read_parquet(pd_dir / "scores.parquet")
+    assert {"run_number", "histogram", "algorithm", "score", "label", "split"} <= set(scores.columns)
+    assert set(scores["algorithm"]) == {"pca_2", "ks_prev4", "chi2_mean", "ae_fast"}
+    assert len(scores) == len(table) * 3 * 4, "every run is scored for every histogram and algorithm"
+    metrics = pd.read_csv(pd_dir / "assessment" / "pca_2" / "metrics.csv")
+    assert len(metrics) == 3 and {"auc", "auc_std", "far_at_90"} <= set(metrics.columns)
+    assert (pd_dir / "assessment" / "pca_2" / "false_alarm.tex").read_text().count(r"\pm") >= 3
+    for kind in ("roc", "scores", "reco"):
+        assert len(list((pd_dir / "assessment" / "ae_fast" / "plots" / kind).glob("*.png"))) == 3
+    summary = pd.read_csv(pd_dir / "summary" / "auc_by_histogram.csv", index_col=0)
+    assert summary.shape == (3, 4)
+    ranking = pd.read_csv(pd_dir / "summary" / "run_ranking.csv")
+    assert set(ranking["algorithm"]) == {"pca_2", "ks_prev4", "chi2_mean", "ae_fast"}
+    assert (workdir / "results" / "demo" / "truth.csv").exists()
+    assert (workdir / "benchmarks" / "SingleMuon" / "merge.tsv").exists()
+    assert list((workdir / "logs" / "SingleMuon" / "fetch").rglob("*.log"))
+    assert planned_jobs(workdir) == Counter(), "a finished workflow has nothing left to do"
+
+
+def test_report(workdir: Path) -> None:
+    snakemake(workdir, "--report", "report.html")
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "dqmflow" in html and "Assessment" in html and "run_ranking" in html
+
+
+def test_changing_one_algorithm_reruns_only_its_jobs(workdir: Path) -> None:
+    path = workdir / "pca_2.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("n_components: 2", "n_components: 3"))
+    try:
+        jobs = planned_jobs(workdir)
+    finally:
+        path.write_text(original)
+    assert jobs == Counter({"train": 3, "score": 3, "assess": 1, "collect_scores": 1, "summary": 1, "all": 1})
+
+
+def test_adding_runs_fetches_only_their_shards(workdir: Path) -> None:
+    added = write_datasets(workdir / "datasets.json", HELD_BACK)
+    write_datasets(workdir / "datasets.json", 0)
+    batches = {batch_of(run, 100) for run in added}
+    jobs = planned_jobs(workdir)
+    assert jobs["fetch"] == 2 * len(batches), "one job per new run range and subsystem"
+    assert jobs["discover"] == 0 and jobs["demo_data"] == 0
+    assert jobs["merge"] == 1
+    snakemake(workdir, "--until", "merge")
+    table = pd.read_parquet(workdir / "results" / "SingleMuon" / "histograms.parquet")
+    assert set(added) <= set(table["run_number"])
+    logs = "".join(p.read_text() for p in (workdir / "logs" / "SingleMuon" / "fetch").rglob("*.log"))
+    assert "reused" in logs
