@@ -178,3 +178,21 @@ def test_dense_autoencoder_trains_detects_and_round_trips(rng, tmp_path: Path) -
     np.testing.assert_allclose(again.score(test), scores, rtol=1e-5)
     twice = cls(params).fit(data)
     np.testing.assert_allclose(twice.score(test), scores, rtol=1e-3)  # seeded: reproducible
+
+
+def test_chi2_loss_does_not_grow_for_low_statistics_runs(rng) -> None:
+    from scipy.stats import spearmanr
+
+    from dqmflow.algorithms.base import build_params
+
+    x = np.linspace(-3, 3, 50)
+    density = np.exp(-0.5 * x**2) + 0.05
+    totals = np.geomspace(2e3, 2e5, 200)
+    counts = np.stack([rng.poisson(density / density.sum() * n) for n in totals]).astype(float)
+    data = HistogramSet(HistogramName("T", "/h"), np.arange(200), np.full(200, 2022), np.zeros(200, int), counts,
+                        counts.sum(axis=1), np.array(["train", "test"] * 100), (np.linspace(0, 1, 51),))  # fmt: skip
+    pca = get_algorithm("pca")
+    sse = pca(build_params(pca, {"n_components": 2, "loss": "sse"}, "t")).fit(data).score(data)
+    chi2 = pca(build_params(pca, {"n_components": 2, "loss": "chi2"}, "t")).fit(data).score(data)
+    assert spearmanr(sse, 1 / totals).statistic > 0.8
+    assert abs(spearmanr(chi2, 1 / totals).statistic) < 0.3

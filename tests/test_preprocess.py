@@ -31,10 +31,19 @@ def test_load_histogram_splits(merged_demo: Path) -> None:
     plans = {p.run: p for p in plan_runs(SMALL)}
     assert data.counts.shape == (len(plans), 36, 18)
     assert not np.any((data.labels == 1) & (data.split == "train")), "bad runs are never trained on"
-    low = data.entries < 10_000
-    assert (data.split[low] == "low_stats").all()
-    assert set(data.runs[low]) == {r for r, p in plans.items() if p.lumi < 0.1}
+    short = {r for r, p in plans.items() if p.lumi < 0.1}
+    assert set(data.runs[data.split == "low_stats"]) == short
     assert set(data.split) <= {"train", "test", "low_stats"}
+    assert (data.entries[data.split == "train"] >= 10_000).all()
     np.testing.assert_allclose(data.training.normalised.sum(axis=(1, 2)), 1.0)
     stricter = load_histogram(merged_demo, name, min_entries=1e9)
     assert (stricter.split == "low_stats").all()
+
+
+def test_an_empty_histogram_in_a_full_run_is_evaluated_not_cut(merged_demo: Path) -> None:
+    empty = [p for p in plan_runs(SMALL) if p.anomaly == "empty_histogram" and p.lumi > 0.1]
+    name = HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackQualityVsMode")
+    data = load_histogram(merged_demo, name)
+    for plan in empty:
+        i = list(data.runs).index(plan.run)
+        assert data.entries[i] == 0 and data.split[i] == "test"

@@ -118,7 +118,7 @@ def plan_runs(spec: DemoSpec) -> list[RunPlan]:
             anomaly, strength, detail = "", 0.0, 0
             if bad[i]:
                 anomaly = kinds[int(rng.integers(len(kinds)))]
-                strength = float(rng.uniform(0.3, 1.0))
+                strength = float(rng.uniform(0.1, 1.0))
                 detail = int(rng.integers(0, 10_000))
             plans.append(
                 RunPlan(
@@ -305,18 +305,18 @@ HISTOGRAMS: list[HistSpec] = [
     HistSpec("CSC", f"{CSC}/Occupancy/hORecHits", (_bins(0.5, 36.5, 36), _bins(0.5, 18.5, 18)), 8.0, _rechits),
     HistSpec("CSC", f"{CSC}/Occupancy/hOSegments", (_bins(0.5, 36.5, 36), _bins(0.5, 18.5, 18)), 2.0, _segments),
     HistSpec("CSC", f"{CSC}/Segments/hSTimeCombinedSerial", (_bins(-50, 50, 100),), 1.0, _timing),
-    HistSpec("CSC", f"{CSC}/Segments/hSnSegments", (_bins(-0.5, 15.5, 16),), 0.3, _nsegments),
+    HistSpec("CSC", f"{CSC}/Segments/hSnSegments", (_bins(-0.5, 15.5, 16),), 1.0, _nsegments),
     HistSpec("CSC", f"{CSC}/Segments/hSnhits", (_bins(-0.5, 7.5, 8),), 1.0, _nhits),
     HistSpec("CSC", f"{CSC}/Segments/hSGlobalPhi", (_bins(-np.pi, np.pi, 128),), 1.0, _global_phi),
     HistSpec("CSC", f"{CSC}/Segments/hSGlobalTheta", (_bins(0, np.pi, 128),), 1.0, _global_theta),
     HistSpec("CSC", f"{CSC}/Segments/hSChiSq", (_bins(0, 20, 100),), 1.0, _chisq),
-    HistSpec("L1T", f"{EMTF}/emtfTrackBX", (_bins(-3.5, 3.5, 7),), 0.5, _bx),
+    HistSpec("L1T", f"{EMTF}/emtfTrackBX", (_bins(-3.5, 3.5, 7),), 0.8, _bx),
     HistSpec("L1T", f"{EMTF}/emtfTrackEta", (_bins(-2.5, 2.5, 100),), 0.5, _eta),
     HistSpec("L1T", f"{EMTF}/emtfTrackPhi", (_bins(-np.pi, np.pi, 126),), 0.5, _phi),
     HistSpec("L1T", f"{EMTF}/emtfTrackPt", (_bins(0, 128, 128),), 0.5, _pt),
     HistSpec("L1T", f"{EMTF}/emtfTrackOccupancy", (_bins(-2.5, 2.5, 50), _bins(-np.pi, np.pi, 36)), 0.5, _occupancy),
     HistSpec(
-        "L1T", f"{EMTF}/emtfTrackQualityVsMode", (_bins(-0.5, 15.5, 16), _bins(-0.5, 15.5, 16)), 0.2, _quality_vs_mode
+        "L1T", f"{EMTF}/emtfTrackQualityVsMode", (_bins(-0.5, 15.5, 16), _bins(-0.5, 15.5, 16)), 0.8, _quality_vs_mode
     ),
 ]
 

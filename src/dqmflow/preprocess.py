@@ -1,8 +1,10 @@
 """From the merged table to model inputs: one histogram's runs, normalised, cut and split.
 
 * Normalisation: every histogram is scaled to unit area (AutoDQM_ML); an empty one stays zero.
-* Low statistics: a run whose histogram has fewer entries than ``min_entries`` (default 10,000)
-  is not used to train that histogram's models and is marked ``low_stats``; it is still scored.
+* Low statistics: a histogram with fewer entries than ``min_entries`` (default 10,000) is never
+  used for training. A *run* is marked ``low_stats`` (scored, but left out of the metrics) when
+  most of its histograms are below ``min_entries``: a short run. A single low or empty histogram
+  in a run with enough statistics is itself suspicious, so that run stays in the test split.
 * Split: a run's split is drawn from a hash of (seed, run number), so it never changes when
   other runs are added or removed. Runs labelled bad are never in ``train``.
 * Runs where the histogram could not be read are marked ``missing`` and get no score.
@@ -97,6 +99,14 @@ def _to_numpy(column: pa.ChunkedArray, shape: tuple[int, ...]) -> tuple[np.ndarr
     return out, valid
 
 
+def short_runs(table: pa.Table, entry_columns: list[str], min_entries: float) -> np.ndarray:
+    """Runs where most of the histograms read have fewer than ``min_entries`` entries."""
+    entries = np.column_stack([table[c].to_numpy(zero_copy_only=False) for c in entry_columns])
+    read = ~np.isnan(entries)
+    low = (entries < min_entries) & read
+    return low.sum(axis=1) * 2 > np.maximum(read.sum(axis=1), 1)
+
+
 def load_histogram(
     table_path: str | Path,
     name: HistogramName,
@@ -113,14 +123,15 @@ def load_histogram(
         raise KeyError(f"histogram {name.column!r} was not read from any file of {table_path}")
     info = meta[name.column]
     shape = tuple(info["shape"])
-    table = pq.read_table(table_path, columns=["run_number", "year", "label", name.column, f"{name.column}_entries"])
+    entry_columns = [f"{column}_entries" for column in meta]
+    table = pq.read_table(table_path, columns=["run_number", "year", "label", name.column, *entry_columns])
     counts, valid = _to_numpy(table[name.column], shape)
     runs = table["run_number"].to_numpy()
     labels = table["label"].to_numpy()
     entries = np.nan_to_num(table[f"{name.column}_entries"].to_numpy(zero_copy_only=False), nan=0.0)
     split = np.array([assign_split(int(r), seed, train_fraction) for r in runs], dtype=object)
-    split[(labels == BAD) & (split == "train")] = "test"
-    split[entries < min_entries] = "low_stats"
+    split[((labels == BAD) | (entries < min_entries)) & (split == "train")] = "test"
+    split[short_runs(table, entry_columns, min_entries)] = "low_stats"
     split[~valid] = "missing"
     return HistogramSet(
         name=name,

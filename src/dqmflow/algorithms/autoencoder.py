@@ -62,7 +62,9 @@ class DenseAutoencoder(ReconstructionAlgorithm):
         learning_rate: float = param(1e-3, "Adam learning rate", minimum=0.0)
         validation_fraction: float = param(0.2, "training runs held out for early stopping", 0.0, 0.9)
         seed: int = param(0, "seed of weights, shuffling and the validation split")
-        loss: Literal["sse", "mse", "mse_top_n"] = param("sse", "score: loss between histogram and reconstruction")
+        loss: Literal["sse", "mse", "mse_top_n", "chi2"] = param(
+            "sse", "score: loss between histogram and reconstruction"
+        )
         top_n: int = param(10, "bins averaged by the mse_top_n loss", minimum=1)
 
     def __init__(self, params: Params) -> None:

@@ -129,15 +129,25 @@ class Algorithm(ABC):
         """Read a model written by :meth:`save`."""
 
 
-LOSSES = ("sse", "mse", "mse_top_n")
+LOSSES = ("sse", "mse", "mse_top_n", "chi2")
 
 
-def reconstruction_loss(x: np.ndarray, reco: np.ndarray, kind: str, top_n: int) -> np.ndarray:
-    """Per-run distance between histograms and reconstructions (runs first).
+def reconstruction_loss(
+    x: np.ndarray, reco: np.ndarray, kind: str, top_n: int, counts: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-run distance between unit-area histograms ``x`` and reconstructions (runs first).
 
     ``sse``: sum of squared residuals (AutoDQM_ML); ``mse``: their mean; ``mse_top_n``: mean of the
-    ``top_n`` largest squared residuals (CMS ML4DQM), which a local defect cannot hide in.
+    ``top_n`` largest squared residuals (CMS ML4DQM), which a local defect cannot hide in;
+    ``chi2``: mean Poisson pull squared, (d - N r)^2 / max(N r, 1) with d the raw ``counts`` and N
+    their total, which does not grow for runs with fewer entries the way ``sse`` does.
     """
+    if kind == "chi2":
+        if counts is None:
+            raise ValueError("the chi2 loss needs the raw counts")
+        d = counts.reshape(len(counts), -1)
+        expected = np.clip(reco.reshape(len(reco), -1), 0.0, None) * d.sum(axis=1, keepdims=True)
+        return ((d - expected) ** 2 / np.maximum(expected, 1.0)).mean(axis=1)
     sq = ((x - reco) ** 2).reshape(len(x), -1)
     if kind == "sse":
         return sq.sum(axis=1)
@@ -155,7 +165,7 @@ class ReconstructionAlgorithm(Algorithm):
     def score(self, data: HistogramSet) -> np.ndarray:
         reco = self.reconstruct(data)
         assert reco is not None
-        return reconstruction_loss(data.normalised, reco, self.params.loss, self.params.top_n)
+        return reconstruction_loss(data.normalised, reco, self.params.loss, self.params.top_n, data.counts)
 
 
 @dataclasses.dataclass(frozen=True)

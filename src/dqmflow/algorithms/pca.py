@@ -26,7 +26,9 @@ class PCA(ReconstructionAlgorithm):
     @dataclasses.dataclass(frozen=True)
     class Params:
         n_components: int = param(2, "number of principal components kept", minimum=1)
-        loss: Literal["sse", "mse", "mse_top_n"] = param("sse", "score: loss between histogram and reconstruction")
+        loss: Literal["sse", "mse", "mse_top_n", "chi2"] = param(
+            "sse", "score: loss between histogram and reconstruction"
+        )
         top_n: int = param(10, "bins averaged by the mse_top_n loss", minimum=1)
 
     def __init__(self, params: Params) -> None:
