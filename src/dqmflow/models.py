@@ -86,7 +86,8 @@ def score_model(
     """Score every run of ``name`` with a trained model; write scores and reconstructions.
 
     Runs whose histogram is missing get a row with a NaN score, so none disappears; so do all
-    runs when the model could not be trained.
+    runs when the model could not be trained. An empty histogram in a run that is not short
+    scores +inf for every algorithm.
     """
     info = json.loads((Path(model_dir) / "model.json").read_text())
     try:
@@ -101,6 +102,10 @@ def score_model(
         scorable = data.scorable
         idx = np.flatnonzero(data.split != "missing")
         scores[idx] = model.score(scorable)
+        # An empty histogram where the run is not short is as anomalous as it gets, whatever the
+        # algorithm's own measure says (an empty histogram "reconstructs" to almost nothing).
+        empty = scorable.counts.reshape(len(scorable), -1).sum(axis=1) == 0
+        scores[idx[empty & (scorable.split != "low_stats")]] = np.inf
         reco = model.reconstruct(scorable)
         if reco is not None:
             for j, i in enumerate(idx):

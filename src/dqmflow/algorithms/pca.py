@@ -38,12 +38,13 @@ class PCA(ReconstructionAlgorithm):
         self.explained_variance_ratio_: np.ndarray | None = None
 
     def fit(self, data: HistogramSet) -> Self:
-        x = data.training.normalised.reshape(len(data.training), -1)
+        train = data.training
         k = self.params.n_components
-        if len(x) <= k:
+        if len(train) <= k:
             raise ValueError(
-                f"{data.name.column}: PCA with {k} components needs more than {k} training runs, got {len(x)}"
+                f"{data.name.column}: PCA with {k} components needs more than {k} training runs, got {len(train)}"
             )
+        x = train.normalised.reshape(len(train), -1)
         from sklearn.decomposition import PCA as SkPCA
 
         model = SkPCA(n_components=min(k, x.shape[1]), svd_solver="full").fit(x)
