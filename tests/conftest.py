@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A dead XRootD server should fail in seconds in tests (dqmflow's defaults allow ~1 min per try).
+os.environ.setdefault("XRD_CONNECTIONWINDOW", "2")
+os.environ.setdefault("XRD_CONNECTIONRETRY", "1")
 
 from dqmflow.demo import HISTOGRAMS, DemoSpec, plan_runs, write_demo
 from dqmflow.discover import list_source, select
@@ -75,3 +78,82 @@ def merged_demo(demo_tree: Path, all_histograms, tmp_path_factory: pytest.TempPa
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class XRootDServer:
+    """A real Debian ``xrootd`` serving ``<root>/store`` read-only on localhost."""
+
+    def __init__(self, root: Path) -> None:
+        import shutil
+        import subprocess
+        import time
+
+        binary = shutil.which("xrootd")
+        if binary is None:
+            if os.environ.get("CI"):
+                pytest.fail("xrootd is not installed: .ci/run installs Debian's xrootd-server")
+            pytest.skip("xrootd is not installed (apt-get install xrootd-server)")
+        self.root = root
+        self.port = _free_port()
+        admin = root / "admin"
+        admin.mkdir(parents=True, exist_ok=True)
+        config = root / "xrootd.cfg"
+        config.write_text(
+            f"xrd.port {self.port}\nxrd.allow host localhost\nall.export /store r/o\n"
+            f"oss.localroot {root / 'data'}\nall.adminpath {admin}\nall.pidpath {admin}\n"
+        )
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if os.geteuid() == 0:
+            shutil.chown(admin, "nobody")
+        cmd = [binary, "-c", str(config), "-l", str(admin / "xrootd.log")]
+        if os.geteuid() == 0:
+            cmd[1:1] = ["-R", "nobody"]  # Debian's xrootd refuses to run as root
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        import socket
+
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"xrootd exited: {self.process.stderr.read().decode()[-2000:]}")
+            try:
+                socket.create_connection(("localhost", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            self.stop()
+            raise RuntimeError("xrootd did not start listening within 20 s")
+
+    def url(self, path: str) -> str:
+        return f"root://localhost:{self.port}//store/{path.lstrip('/')}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except Exception:
+            self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def xrootd_demo(demo_tree: Path):
+    """An XRootD server on localhost serving a copy of the small demo tree at /store/dqm."""
+    import shutil
+    import tempfile
+
+    # pytest's own temporary folders are private to root; the server runs as nobody.
+    root = Path(tempfile.mkdtemp(prefix="dqmflow-xrootd-"))
+    shutil.copytree(demo_tree / "DQMGUI_data", root / "data" / "store" / "dqm")
+    server = XRootDServer(root)
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)

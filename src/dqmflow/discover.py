@@ -14,8 +14,10 @@ reported as dropped duplicates.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -33,6 +35,14 @@ __all__ = [
     "select",
     "write_catalog",
 ]
+
+#: XRootD client settings dqmflow uses unless the environment sets them: fail a dead server within
+#: about a minute instead of XRootD's default of ten, and let dqmflow's own retries take over.
+XROOTD_DEFAULTS = {"XRD_CONNECTIONWINDOW": "30", "XRD_CONNECTIONRETRY": "2", "XRD_REQUESTTIMEOUT": "300"}
+for _key, _value in XROOTD_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
+
+progress_log = logging.getLogger("dqmflow.progress")
 
 FILE_NAME = re.compile(
     r"^DQM_V(?P<version>\d+)_R(?P<run>\d+)__(?P<pd>.+?)__Run(?P<year>\d{4})(?P<era>[A-Za-z]*)-"
@@ -126,10 +136,17 @@ def list_source(source: str, primary_dataset: str, year: int) -> list[DqmFile]:
     else:
         found = _walk_local(Path(source) / f"Run{year}" / primary_dataset)
     files = []
-    for path, size, mtime in found:
+    start = time.monotonic()
+    seen = 0
+    for seen, (path, size, mtime) in enumerate(found, start=1):
         parsed = parse_file_name(path, size, mtime)
         if parsed and parsed.primary_dataset == primary_dataset and parsed.year == year:
             files.append(parsed)
+        if seen % 5000 == 0:
+            progress_log.info("discover %s %d: %d files listed (%.0f/s)", primary_dataset, year, seen,
+                              seen / max(time.monotonic() - start, 1e-9))  # fmt: skip
+    progress_log.info("discover %s %d: %d DQM files of %d listed in %.1f s", primary_dataset, year, len(files), seen,
+                      time.monotonic() - start)  # fmt: skip
     return sorted(files)
 
 

@@ -32,8 +32,11 @@ from dqmflow.rootio import Histogram, read_file
 __all__ = ["MANIFEST_COLUMNS", "FetchError", "binning_hash", "fetch_batch", "read_shard"]
 
 log = logging.getLogger(__name__)
+progress_log = logging.getLogger("dqmflow.progress")
 
-MANIFEST_COLUMNS = ["run_number", "year", "era", "file", "histogram", "status", "problem", "binning", "entries"]
+MANIFEST_COLUMNS = [
+    "run_number", "year", "era", "file", "histogram", "status", "problem", "binning", "layout", "entries",
+]  # fmt: skip
 SHARD_SCHEMA = pa.schema(
     [
         ("histogram", pa.string()),
@@ -104,15 +107,30 @@ def _shard_table(found: dict[str, Histogram]) -> pa.Table:
     return pa.table(rows, schema=SHARD_SCHEMA)
 
 
-def read_shard(path: str | Path) -> dict[str, Histogram]:
-    """Histograms stored in one shard, by column name."""
+def read_shard(path: str | Path, columns: set[str] | None = None) -> dict[str, Histogram]:
+    """Histograms stored in one shard, by column name (only ``columns`` if given)."""
     table = pq.read_table(path)
+    names = table["histogram"].to_pylist()
+    keep = [i for i, n in enumerate(names) if columns is None or n in columns]
+
+    def lists(column: str) -> tuple[np.ndarray, np.ndarray]:
+        arr = table[column].combine_chunks()
+        return arr.offsets.to_numpy(), arr.values.to_numpy(zero_copy_only=False)
+
+    (v_off, values), (x_off, xs), (y_off, ys), (s_off, shapes) = (
+        lists(c) for c in ("values", "edges_x", "edges_y", "shape")
+    )
+    y_valid = table["edges_y"].combine_chunks().is_valid().to_numpy(zero_copy_only=False)
+    entries = table["entries"].to_numpy()
+    classes, titles = table["classname"].to_pylist(), table["title"].to_pylist()
     out: dict[str, Histogram] = {}
-    for row in table.to_pylist():
-        shape = tuple(row["shape"])
-        edges = tuple(np.asarray(e) for e in (row["edges_x"], row["edges_y"]) if e is not None)
-        values = np.asarray(row["values"], dtype=np.float64).reshape(shape)
-        out[row["histogram"]] = Histogram(values, edges, row["entries"], row["classname"], row["title"])
+    for i in keep:
+        shape = tuple(int(n) for n in shapes[s_off[i] : s_off[i + 1]])
+        edges = [xs[x_off[i] : x_off[i + 1]]]
+        if y_valid[i]:
+            edges.append(ys[y_off[i] : y_off[i + 1]])
+        hist_values = values[v_off[i] : v_off[i + 1]].reshape(shape)
+        out[names[i]] = Histogram(hist_values, tuple(edges), float(entries[i]), classes[i], titles[i])
     return out
 
 
@@ -137,7 +155,17 @@ def _fetch_one(
         found, problems = _read_with_retries(item, keys, retries, backoff)
     except Exception as err:
         message = f"cannot read file: {type(err).__name__}: {err}"
-        return [{**base, "histogram": "", "status": "file_error", "problem": message, "binning": "", "entries": np.nan}]
+        return [
+            {
+                **base,
+                "histogram": "",
+                "status": "file_error",
+                "problem": message,
+                "binning": "",
+                "layout": "",
+                "entries": np.nan,
+            }
+        ]
     rows = []
     for hist in histograms:
         column = hist.column
@@ -151,6 +179,7 @@ def _fetch_one(
                     "status": "empty" if empty else "ok",
                     "problem": "empty histogram: no entries" if empty else "",
                     "binning": binning_hash(h),
+                    "layout": h.layout,
                     "entries": h.entries,
                 }
             )
@@ -158,7 +187,15 @@ def _fetch_one(
             problem = problems[column]
             status = problem.split(":", 1)[0].replace(" ", "_")
             rows.append(
-                {**base, "histogram": column, "status": status, "problem": problem, "binning": "", "entries": np.nan}
+                {
+                    **base,
+                    "histogram": column,
+                    "status": status,
+                    "problem": problem,
+                    "binning": "",
+                    "layout": "",
+                    "entries": np.nan,
+                }
             )
     table = _shard_table(found)
     meta = {"source": item.signature, "contents": signature_key, "manifest": json.dumps(rows, default=float)}
@@ -213,7 +250,7 @@ def fetch_batch(
         now = time.monotonic()
         if now - last >= progress_every or done == len(files):
             rate = done / max(now - start, 1e-9)
-            log.info(
+            progress_log.info(
                 "fetch %s: %d/%d files, %.1f files/s, %d reused, %d failed",
                 shard_dir,
                 done,
@@ -237,7 +274,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(
         path,
         sep="\t",
-        dtype={"binning": str, "problem": str, "era": str},
+        dtype={"binning": str, "layout": str, "problem": str, "era": str},
         keep_default_na=False,
         na_values={"entries": [""]},
     )

@@ -85,15 +85,26 @@ def merge(
     if not man.empty:
         man = man[man["histogram"].isin(wanted) | (man["histogram"] == "")]
 
-    # Reference binning per histogram: the most common one among readable histograms.
+    # Reference binning per histogram: the most common one among readable histograms. Another
+    # dimension is a wrong type (a TH2 where the other runs have a TH1); other edges a mismatch.
     usable = man[man["status"].isin(_USABLE)] if not man.empty else man
-    reference = {}
-    for column, group in usable.groupby("histogram") if not usable.empty else []:
-        reference[column] = group["binning"].value_counts().idxmax()
-    if not usable.empty:
-        mismatch = usable["binning"].to_numpy() != usable["histogram"].map(reference).to_numpy()
-        man.loc[usable.index[mismatch], "status"] = "binning_mismatch"
-        man.loc[usable.index[mismatch], "problem"] = "binning differs from the other runs"
+    for _column, group in usable.groupby("histogram") if not usable.empty else []:
+        ref_binning = group["binning"].value_counts().idxmax()
+        ref_layout = group.loc[group["binning"] == ref_binning, "layout"].iloc[0]
+        odd = group[group["binning"] != ref_binning]
+        for idx, layout in zip(odd.index, odd["layout"], strict=True):
+            if layout.split("[")[0][:3] != ref_layout.split("[")[0][:3]:
+                man.loc[idx, ["status", "problem"]] = [
+                    "wrong_type",
+                    f"wrong type: {layout} where most runs have {ref_layout}",
+                ]
+            else:
+                man.loc[idx, ["status", "problem"]] = [
+                    "binning_mismatch",
+                    f"binning differs from most runs: {layout} vs {ref_layout} (other edges)"
+                    if layout == ref_layout
+                    else f"binning differs from most runs: {layout} vs {ref_layout}",
+                ]
 
     problems = man[~man["status"].isin(("ok",))] if not man.empty else man
     report_frame = pd.concat(
@@ -121,7 +132,7 @@ def merge(
         if rows.empty:
             continue
         first = rows.iloc[0]
-        hist = read_shard(Path(first["shard_dir"]) / f"{first['run_number']}.parquet")[column]
+        hist = read_shard(Path(first["shard_dir"]) / f"{first['run_number']}.parquet", {column})[column]
         meta[column] = {
             "ndim": hist.ndim,
             "shape": list(hist.values.shape),

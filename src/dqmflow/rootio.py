@@ -29,6 +29,11 @@ class Histogram:
     def ndim(self) -> int:
         return self.values.ndim
 
+    @property
+    def layout(self) -> str:
+        """Class and bin counts, e.g. ``TH1F[100]`` or ``TH2F[36x18]``, for messages."""
+        return f"{self.classname}[{'x'.join(str(n) for n in self.values.shape)}]"
+
 
 class TruncatedFileError(OSError):
     """A ROOT file is shorter than its header says (an interrupted copy or write)."""
@@ -136,6 +141,24 @@ def from_uproot(obj: object) -> Histogram:
     raise HistogramTypeError(f"is a {classname}, not a TH1 or TH2 histogram")
 
 
+def _missing_reason(handle: uproot.ReadOnlyDirectory, key: str) -> str:
+    """Say which level of ``DQMData/Run N/<Subsystem>/...`` is absent from the file."""
+    parts = key.split("/")
+    for depth in range(1, len(parts)):
+        folder = "/".join(parts[:depth])
+        try:
+            handle[folder]
+        except KeyError:
+            if depth == 3 and parts[0] == "DQMData":  # the subsystem folder
+                try:
+                    present = sorted({k.split(";")[0] for k in handle["/".join(parts[:2])].keys(recursive=False)})
+                except Exception:  # pragma: no cover - the run folder was found just before
+                    present = []
+                return f"missing: no subsystem folder {parts[2]!r} in this file (it has: {', '.join(present)})"
+            return f"missing: no folder {folder!r} in this file"
+    return "missing: no object at this path"
+
+
 def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], dict[str, str]]:
     """Read the objects ``keys`` ({name: key in file}) from one ROOT file.
 
@@ -152,7 +175,7 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
             try:
                 obj = handle[key]
             except KeyError:
-                problems[name] = "missing: no object at this path"
+                problems[name] = _missing_reason(handle, key)
                 continue
             except Exception as err:  # corrupted object inside a readable file
                 problems[name] = f"unreadable: {type(err).__name__}: {err}"
@@ -161,4 +184,6 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
                 found[name] = from_uproot(obj)
             except HistogramTypeError as err:
                 problems[name] = f"wrong type: {err}"
+            except Exception as err:
+                problems[name] = f"unreadable: {type(err).__name__}: {err}"
     return found, problems

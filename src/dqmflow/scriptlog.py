@@ -1,4 +1,8 @@
-"""Logging for the workflow's scripts: everything goes to the rule's ``log:`` file."""
+"""Logging for the workflow's scripts: everything goes to the rule's ``log:`` file.
+
+Messages of the ``dqmflow.progress`` logger (files done / total, rate, failures) also go to the
+terminal Snakemake runs in, so long fetches show how far they are.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,23 @@ import os
 import sys
 from typing import Any
 
+PROGRESS = "dqmflow.progress"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def setup(snakemake: Any) -> logging.Logger:
     """Send logging, warnings and stderr (also of C libraries) of a ``script:`` job to its log file."""
     path = snakemake.log[0] if len(snakemake.log) else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if path:
+        terminal = os.fdopen(os.dup(2), "w", buffering=1)
         stream = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the job
         os.dup2(stream.fileno(), 2)  # C libraries (TensorFlow, XRootD) write to fd 2 directly
         sys.stderr = stream
         handlers = [logging.StreamHandler(stream)]
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
-    )
+        progress = logging.StreamHandler(terminal)
+        progress.setFormatter(logging.Formatter(f"[{snakemake.rule} %(asctime)s] %(message)s", "%H:%M:%S"))
+        logging.getLogger(PROGRESS).addHandler(progress)
+    logging.basicConfig(level=logging.INFO, format=FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
     return logging.getLogger(f"dqmflow.{snakemake.rule}")
