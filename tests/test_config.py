@@ -42,7 +42,7 @@ def test_plan_of_the_default_config(monkeypatch) -> None:
     assert plan.primary_datasets == ("SingleMuon",)
     assert plan.years == (2017, 2018)
     assert plan.subsystems == ("CSC", "L1T")
-    assert len(plan.slugs) == 14 and len(set(plan.slugs)) == 14
+    assert len(plan.slugs) == 15 and len(set(plan.slugs)) == 15
     assert set(plan.tags) == {"pca_2", "pca_5", "ae_dense", "ks_prev4", "chi2_mean"}
 
 

@@ -168,3 +168,95 @@ def test_merge_streams_in_chunks(merged_demo: Path, demo_tree: Path, tmp_path: P
     a = pd.read_parquet(tmp_path / "t.parquet").drop(columns="label")
     b = pd.read_parquet(merged_demo).drop(columns="label")
     pd.testing.assert_frame_equal(a, b)
+
+
+def _write(path: Path, run: int, objects: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with uproot.recreate(path) as out:
+        for key, obj in objects.items():
+            out[f"DQMData/Run {run}/{key}"] = obj
+
+
+def _profile(name: str, n: int) -> object:
+    """A real TProfile (what some DQM paths hold instead of a TH1)."""
+    from uproot.writing import identify
+
+    zeros = np.zeros(n + 2)
+    axis = identify.to_TAxis("xaxis", "xaxis", n, 0.0, float(n))
+    empty = np.array([], dtype=np.float64)
+    return identify.to_TProfile(name, name, zeros, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, zeros, zeros, empty, axis)
+
+
+def _dqm_path(root: Path, run: int, processing: str = "UL2017-v1") -> Path:
+    return (
+        root
+        / "Run2017"
+        / "PD"
+        / f"R{run // 100:07d}xx"
+        / f"DQM_V0001_R{run:09d}__PD__Run2017B-{processing}__DQMIO.root"
+    )
+
+
+def test_every_kind_of_bad_input_is_reported_and_nothing_shifts(tmp_path: Path) -> None:
+    """The issue's list: corrupted file, missing histograms, TProfile and TH2 where a TH1 is
+    expected, other binning, empty histogram, two files for one run, a listed run without a file,
+    odd characters in paths and a subsystem that does not exist."""
+    root = tmp_path / "DQMGUI_data"
+    odd = "/Run summary/Digis/hStrips ME+1-1 #fired"
+    good_runs = list(range(300001, 300009))
+    for i, run in enumerate(good_runs):
+        _write(_dqm_path(root, run), run, {
+            "S/Run summary/h": to_th1f("h", np.full(10, 100.0 + i), np.arange(11.0)),
+            f"S{odd}": to_th1f("odd", np.full(4, 7.0 + i), np.arange(5.0)),
+        })  # fmt: skip
+    specials = {
+        300101: {"S/Run summary/h": _profile("h", 10)},  # TProfile where a TH1F is expected
+        300102: {"S/Run summary/h": to_th2f("h", np.ones((10, 3)), np.arange(11.0), np.arange(4.0))},  # TH2
+        300103: {"S/Run summary/h": to_th1f("h", np.ones(20), np.arange(21.0))},  # other binning
+        300104: {"S/Run summary/h": to_th1f("h", np.zeros(10), np.arange(11.0))},  # empty
+        300105: {f"S{odd}": to_th1f("odd", np.ones(4), np.arange(5.0))},  # h missing
+    }
+    for run, objects in specials.items():
+        _write(_dqm_path(root, run), run, objects)
+    corrupted = _dqm_path(root, 300106)
+    corrupted.parent.mkdir(parents=True, exist_ok=True)
+    corrupted.write_bytes(np.random.default_rng(0).bytes(5000))
+    # Run 300007 also exists as an older reprocessing: the newer file must be the one used.
+    _write(_dqm_path(root, 300007, "UL2017-v0"), 300007, {"S/Run summary/h": to_th1f("h", np.full(10, -1.0),
+                                                                                     np.arange(11.0))})  # fmt: skip
+    names = [HistogramName("S", "/Run summary/h"), HistogramName("S", odd), HistogramName("NOPE", "/Run summary/x")]
+    runs = [*good_runs, *specials, 300106, 300999]  # 300999 has no file
+    year = {"productions": ["UL2017"], "runs": [str(r) for r in runs], "bad_runs": ["300101"]}
+    datasets = {"primary_datasets": ["PD"], "years": {"2017": year}}
+    table, report, selection = fetch_and_merge(root, tmp_path / "work", names, datasets)
+    assert selection.missing_runs == [(2017, 300999)]
+    assert [(d.run, d.processing) for d, _ in selection.duplicates] == [(300007, "UL2017-v0")]
+
+    frame = pd.read_parquet(table).set_index("run_number")
+    assert 300106 not in frame.index and 300999 not in frame.index
+    h, o = names[0].column, names[1].column
+    for i, run in enumerate(good_runs):  # every good run holds its own contents, in its own row
+        np.testing.assert_array_equal(frame.loc[run, h], np.full(10, 100.0 + i))
+        np.testing.assert_array_equal(frame.loc[run, o], np.full(4, 7.0 + i))
+    for run in (300101, 300102, 300103, 300105):
+        assert frame.loc[run, h] is None
+    np.testing.assert_array_equal(frame.loc[300104, h], np.zeros(10))  # empty is kept, and reported
+    assert frame[names[2].column].isna().all()
+
+    problems = {(r.run_number, r.histogram, r.status): r.problem for r in report.itertuples()}
+
+    def problem(run: int, column: str, status: str) -> str:
+        assert (run, column, status) in problems, f"no {status} row for run {run}, {column!r}: {problems}"
+        return problems[(run, column, status)]
+
+    assert "TProfile" in problem(300101, h, "wrong_type")
+    assert "TH2F[10x3] where most runs have TH1F[10]" in problem(300102, h, "wrong_type")
+    assert "TH1F[20] vs TH1F[10]" in problem(300103, h, "binning_mismatch")
+    assert "no entries" in problem(300104, h, "empty")
+    assert "no object" in problem(300105, h, "missing")
+    assert "not a ROOT file" in problem(300106, "", "file_error") or "cannot read file" in problem(
+        300106, "", "file_error"
+    )
+    assert "no subsystem folder 'NOPE' in this file (it has: S)" in problem(300001, names[2].column, "missing")
+    written = pd.read_csv(tmp_path / "work" / "fetch_report.tsv", sep="\t", keep_default_na=False)
+    assert str(corrupted) in set(written["file"])

@@ -10,22 +10,27 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from dqmflow.demo import DemoSpec, demo_datasets, plan_runs
+from dqmflow.demo import HISTOGRAMS, DemoSpec, RunPlan, demo_datasets, file_path, plan_runs, write_run
 from dqmflow.discover import batch_of
+from dqmflow.names import HistogramName
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
 SPEC = DemoSpec(runs_per_year=12, seed=11)
+ODD = "/Run summary/CSCOfflineMonitor/Digis/hStripNFired ME+1-1 #strips"  # space, +, -, #
 CONTENTS = {
     "CSC": ["/Run summary/CSCOfflineMonitor/Segments/hSTimeCombinedSerial",
-            "/Run summary/CSCOfflineMonitor/Occupancy/hORecHits"],
+            "/Run summary/CSCOfflineMonitor/Occupancy/hORecHits", ODD],
     "L1T": ["Run summary/L1TStage2EMTF/emtfTrackPhi"],  # AutoDQM_ML also writes paths without the "/"
 }  # fmt: skip
+N_HISTS = 4
+NO_FILE = 315999  # listed in the datasets file, but no file exists
 HELD_BACK = 3  # 2018 runs added later, to test incremental fetching
 
 
@@ -36,6 +41,11 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     return proc
+
+
+def fetched_batches(output: str) -> set[tuple[str, str]]:
+    """(subsystem, batch) of the fetch jobs in Snakemake's output."""
+    return set(re.findall(r"subsystem=([\w-]+), batch=(R\d+x+)", output))
 
 
 def planned_jobs(workdir: Path) -> Counter:
@@ -50,7 +60,7 @@ def planned_jobs(workdir: Path) -> Counter:
 def write_datasets(path: Path, held_back: int) -> list[int]:
     datasets = demo_datasets(SPEC, plan_runs(SPEC))
     runs_2018 = sorted(p.run for p in plan_runs(SPEC) if p.year == 2018)
-    datasets["years"]["2018"]["runs"] = [str(r) for r in runs_2018[: len(runs_2018) - held_back]]
+    datasets["years"]["2018"]["runs"] = [str(r) for r in [*runs_2018[: len(runs_2018) - held_back], NO_FILE]]
     path.write_text(json.dumps(datasets, indent=1))
     return runs_2018[len(runs_2018) - held_back :]
 
@@ -92,14 +102,19 @@ def test_full_run_outputs(workdir: Path) -> None:
     scores = pd.read_parquet(pd_dir / "scores.parquet")
     assert {"run_number", "histogram", "algorithm", "score", "label", "split"} <= set(scores.columns)
     assert set(scores["algorithm"]) == {"pca_2", "ks_prev4", "chi2_mean", "ae_fast"}
-    assert len(scores) == len(table) * 3 * 4, "every run is scored for every histogram and algorithm"
+    assert len(scores) == len(table) * N_HISTS * 4, "every run is scored for every histogram and algorithm"
+    assert "CSC/" + ODD in set(scores["histogram"])
     metrics = pd.read_csv(pd_dir / "assessment" / "pca_2" / "metrics.csv")
-    assert len(metrics) == 3 and {"auc", "auc_std", "far_at_90"} <= set(metrics.columns)
+    assert len(metrics) == N_HISTS and {"auc", "auc_std", "far_at_90"} <= set(metrics.columns)
     assert (pd_dir / "assessment" / "pca_2" / "false_alarm.tex").read_text().count(r"\pm") >= 3
     for kind in ("roc", "scores", "reco"):
-        assert len(list((pd_dir / "assessment" / "ae_fast" / "plots" / kind).glob("*.png"))) == 3
+        assert len(list((pd_dir / "assessment" / "ae_fast" / "plots" / kind).glob("*.png"))) == N_HISTS
+    assert (pd_dir / "assessment" / "ks_prev4" / "plots" / "roc" / f"{HistogramName('CSC', ODD).slug}.png").exists()
     summary = pd.read_csv(pd_dir / "summary" / "auc_by_histogram.csv", index_col=0)
-    assert summary.shape == (3, 4)
+    assert summary.shape == (N_HISTS, 4)
+    report = pd.read_csv(pd_dir / "fetch_report.tsv", sep="\t", keep_default_na=False)
+    assert NO_FILE in set(report.loc[report["status"] == "no_file", "run_number"])
+    assert (report["status"] == "duplicate_dropped").any(), "the demo has older reprocessings of some runs"
     ranking = pd.read_csv(pd_dir / "summary" / "run_ranking.csv")
     assert set(ranking["algorithm"]) == {"pca_2", "ks_prev4", "chi2_mean", "ae_fast"}
     assert (workdir / "results" / "demo" / "truth.csv").exists()
@@ -122,7 +137,8 @@ def test_changing_one_algorithm_reruns_only_its_jobs(workdir: Path) -> None:
         jobs = planned_jobs(workdir)
     finally:
         path.write_text(original)
-    assert jobs == Counter({"train": 3, "score": 3, "assess": 1, "collect_scores": 1, "summary": 1, "all": 1})
+    expected = {"train": N_HISTS, "score": N_HISTS, "assess": 1, "collect_scores": 1, "summary": 1, "all": 1}
+    assert jobs == Counter(expected)
 
 
 def test_adding_runs_fetches_only_their_shards(workdir: Path) -> None:
@@ -138,3 +154,32 @@ def test_adding_runs_fetches_only_their_shards(workdir: Path) -> None:
     assert set(added) <= set(table["run_number"])
     logs = "".join(p.read_text() for p in (workdir / "logs" / "SingleMuon" / "fetch").rglob("*.log"))
     assert "reused" in logs
+
+
+def test_adding_a_histogram_refetches_only_its_subsystem(workdir: Path) -> None:
+    path = workdir / "contents.json"
+    original = path.read_text()
+    contents = json.loads(original)
+    contents["L1T"].append("/Run summary/L1TStage2EMTF/emtfTrackEta")
+    path.write_text(json.dumps(contents))
+    try:
+        out = snakemake(workdir, "--dry-run").stdout
+    finally:
+        path.write_text(original)
+    batches = fetched_batches(out)
+    assert batches and {subsystem for subsystem, _ in batches} == {"L1T"}
+    manifests = {p.stem for p in (workdir / "results" / "SingleMuon" / "shards" / "L1T").glob("*.tsv")}
+    assert {batch for _, batch in batches} == manifests
+
+
+def test_refreshing_discovery_fetches_only_new_files(workdir: Path) -> None:
+    """New files on the source are picked up by `snakemake --forcerun discover`."""
+    new = RunPlan(run=298_512, year=2017, era="D", processing=SPEC.processing[2017], lumi=1.0, t=1.0)
+    tree = workdir / "results" / "demo" / "DQMGUI_data"
+    write_run(file_path(tree, new), new, HISTOGRAMS, np.random.default_rng(1), 1.0)
+    assert planned_jobs(workdir)["fetch"] == 0, "without a refresh, discovery is not repeated"
+    proc = snakemake(workdir, "--forcerun", "discover", "--until", "merge")
+    out = proc.stdout + proc.stderr
+    assert fetched_batches(out) == {("CSC", "R0002985xx"), ("L1T", "R0002985xx")}
+    table = pd.read_parquet(workdir / "results" / "SingleMuon" / "histograms.parquet")
+    assert new.run in set(table["run_number"])

@@ -205,6 +205,12 @@ def _nsegments(plan: RunPlan, edges: tuple[np.ndarray, ...]) -> np.ndarray:
     return np.exp(logp)
 
 
+def _fired_strips(plan: RunPlan, edges: tuple[np.ndarray, ...]) -> np.ndarray:
+    k = _centers(edges[0])
+    mean = 6.0 + 0.5 * (plan.year - 2017)
+    return np.exp(-0.5 * ((k - mean) / 2.5) ** 2) * (k > 0)
+
+
 def _nhits(plan: RunPlan, edges: tuple[np.ndarray, ...]) -> np.ndarray:
     p = np.array([0, 0, 0, 0.04, 0.09, 0.22, 0.65, 0.0])
     if s := _hit(plan, "broadened_resolution"):
@@ -310,6 +316,8 @@ HISTOGRAMS: list[HistSpec] = [
     HistSpec("CSC", f"{CSC}/Segments/hSGlobalPhi", (_bins(-np.pi, np.pi, 128),), 1.0, _global_phi),
     HistSpec("CSC", f"{CSC}/Segments/hSGlobalTheta", (_bins(0, np.pi, 128),), 1.0, _global_theta),
     HistSpec("CSC", f"{CSC}/Segments/hSChiSq", (_bins(0, 20, 100),), 1.0, _chisq),
+    # A name with a space, '+', '-' and '#', as DQM paths have (they must survive every stage).
+    HistSpec("CSC", f"{CSC}/Digis/hStripNFired ME+1-1 #strips", (_bins(-0.5, 39.5, 40),), 1.0, _fired_strips),
     HistSpec("L1T", f"{EMTF}/emtfTrackBX", (_bins(-3.5, 3.5, 7),), 0.8, _bx),
     HistSpec("L1T", f"{EMTF}/emtfTrackEta", (_bins(-2.5, 2.5, 100),), 0.5, _eta),
     HistSpec("L1T", f"{EMTF}/emtfTrackPhi", (_bins(-np.pi, np.pi, 126),), 0.5, _phi),
