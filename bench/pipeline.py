@@ -46,7 +46,7 @@ def run_pipeline(workdir: Path, cores: int, runs_per_year: int) -> float:
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")}
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-           "--directory", str(workdir), "--cores", str(cores), "--quiet", "all"]  # fmt: skip
+           "--directory", str(workdir), "--cores", str(cores), "all", "--quiet", "all"]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)
     return time.perf_counter() - start

@@ -20,7 +20,7 @@ def test_shipped_config_validates_and_defaults_fill_in() -> None:
     minimal = {"source": "/eos/x", "contents": "c.json", "datasets": "d.json", "algorithms": ["a.yaml"]}
     validate(minimal, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     assert minimal["preprocessing"]["min_entries"] == 10000
-    assert minimal["fetch"]["runs_per_batch"] == 1000
+    assert minimal["fetch"]["runs_per_batch"] == 10000
     assert minimal["assessment"]["efficiencies"] == [0.5, 0.9, 0.95, 0.99]
 
 

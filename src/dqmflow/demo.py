@@ -106,9 +106,12 @@ def plan_runs(spec: DemoSpec) -> list[RunPlan]:
     rng = np.random.default_rng(spec.seed)
     plans = []
     kinds = sorted(ANOMALIES)
+    last_run = 0
     for year, eras in spec.years.items():
         n = spec.runs_per_year
-        runs = spec.first_run[year] + np.cumsum(rng.integers(1, 60, size=n))
+        first = max(spec.first_run[year], last_run + 1000)  # big demos: years must not overlap
+        runs = first + np.cumsum(rng.integers(1, 60, size=n))
+        last_run = int(runs[-1])
         era_idx = np.minimum((np.arange(n) * len(eras)) // n, len(eras) - 1)
         lumi = rng.lognormal(0.0, 0.35, size=n)
         low = rng.random(n) < spec.low_stat_fraction

@@ -1,7 +1,8 @@
 """Fetch: read the requested histograms of many DQM files into one parquet shard per run.
 
 A fetch *batch* is the set of runs of one primary dataset, subsystem and run range. For each
-run it writes ``<shard_dir>/<run>.parquet`` (long format: one row per histogram) and the batch
+run it writes ``<shard_dir>/R000NNNNxx/<run>.parquet`` (long format: one row per histogram; the
+folders hold at most 100 runs, like the DQM GUI's) and the batch
 writes a *manifest*: one row per (run, histogram) with a status (``ok``, ``empty``, ``missing``,
 ``wrong_type``, ``unreadable``, ``file_error``), the problem and a hash of the binning. Nothing is
 silently lost: a file that cannot be read gets a ``file_error`` row and no shard.
@@ -25,11 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dqmflow.discover import DqmFile, is_remote
+from dqmflow.discover import DqmFile, batch_of, is_remote
 from dqmflow.names import HistogramName
 from dqmflow.rootio import Histogram, read_file
 
-__all__ = ["MANIFEST_COLUMNS", "FetchError", "binning_hash", "fetch_batch", "read_shard"]
+__all__ = ["MANIFEST_COLUMNS", "FetchError", "binning_hash", "fetch_batch", "read_manifest", "read_shard", "shard_path"]
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("dqmflow.progress")
@@ -62,6 +63,11 @@ def binning_hash(hist: Histogram) -> str:
     for edges in hist.edges:
         digest.update(np.round(np.asarray(edges, dtype=np.float64), 9).tobytes())
     return digest.hexdigest()
+
+
+def shard_path(shard_dir: str | Path, run: int) -> Path:
+    """Where the shard of ``run`` lives below a batch's shard folder."""
+    return Path(shard_dir) / batch_of(run, 100) / f"{run}.parquet"
 
 
 def _contents_key(histograms: Sequence[HistogramName]) -> str:
@@ -232,7 +238,7 @@ def fetch_batch(
     start = last = time.monotonic()
     reused = failed = 0
     for done, item in enumerate(sorted(files, key=lambda f: f.run), start=1):
-        shard = shard_dir / f"{item.run}.parquet"
+        shard = shard_path(shard_dir, item.run)
         cached = _reusable(shard, item.signature, key) if reuse else None
         if cached is not None:
             rows.extend(cached)

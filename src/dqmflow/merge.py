@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dqmflow.fetch import read_manifest, read_shard
+from dqmflow.fetch import read_manifest, read_shard, shard_path
 from dqmflow.names import HistogramName
 
 __all__ = ["REPORT_COLUMNS", "merge", "read_histogram_metadata"]
@@ -67,7 +67,7 @@ def merge(
 ) -> pd.DataFrame:
     """Merge the shards listed by ``manifests`` ({subsystem: [manifest paths]}) into ``output``.
 
-    Shards are found next to each manifest (``<manifest without .tsv>/<run>.parquet``).
+    Shards are found next to each manifest (see :func:`dqmflow.fetch.shard_path`).
     Writes the fetch report (every problem, one row per run/file/histogram) to ``report`` and
     returns it. ``extra_problems`` (e.g. runs with no file, dropped duplicate files) are added
     to the report as they are.
@@ -132,7 +132,7 @@ def merge(
         if rows.empty:
             continue
         first = rows.iloc[0]
-        hist = read_shard(Path(first["shard_dir"]) / f"{first['run_number']}.parquet", {column})[column]
+        hist = read_shard(shard_path(first["shard_dir"], int(first["run_number"])), {column})[column]
         meta[column] = {
             "ndim": hist.ndim,
             "shape": list(hist.values.shape),
@@ -178,7 +178,7 @@ def merge(
                         entries.append(np.nan)
                         continue
                     if (run, subsystem) not in loaded:
-                        loaded[(run, subsystem)] = read_shard(Path(shard_of[(run, subsystem)]) / f"{run}.parquet")
+                        loaded[(run, subsystem)] = read_shard(shard_path(shard_of[(run, subsystem)], run))
                     hist = loaded[(run, subsystem)][column]
                     arrays.append(hist.values)
                     entries.append(hist.entries)
