@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ class Plan:
     datasets: Datasets
     algorithms: Mapping[str, AlgorithmConfig]
     runs_per_batch: int
+    _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Plan:
@@ -84,18 +85,24 @@ class Plan:
         return [h.column for h in self.histograms if h.subsystem == subsystem]
 
     def selection(self, catalogs: Sequence[str]) -> Selection:
-        """Apply the datasets file to discovery catalogs (cached per catalog version)."""
-        files: list[DqmFile] = []
-        for path in catalogs:
-            files.extend(_catalog(str(path), os.path.getmtime(path)))
-        return select(files, self.datasets)
+        """Apply the datasets file to discovery catalogs (memoised per catalog version)."""
+        key = tuple((str(p), os.path.getmtime(p)) for p in catalogs)
+        if key not in self._memo:
+            files: list[DqmFile] = []
+            for path, mtime in key:
+                files.extend(_catalog(path, mtime))
+            self._memo[key] = select(files, self.datasets)
+        return self._memo[key]
 
     def batches(self, selection: Selection) -> dict[str, list[DqmFile]]:
-        """Selected files grouped by fetch batch (run range)."""
-        out: dict[str, list[DqmFile]] = {}
-        for run, item in sorted(selection.files.items()):
-            out.setdefault(batch_of(run, self.runs_per_batch), []).append(item)
-        return out
+        """Selected files grouped by fetch batch (run range), memoised per selection."""
+        key = ("batches", id(selection))
+        if key not in self._memo:
+            out: dict[str, list[DqmFile]] = {}
+            for run, item in sorted(selection.files.items()):
+                out.setdefault(batch_of(run, self.runs_per_batch), []).append(item)
+            self._memo[key] = (selection, out)  # keep the selection alive so its id stays unique
+        return self._memo[key][1]
 
     def batch_files(self, selection: Selection, batch: str) -> list[dict[str, Any]]:
         return [asdict(f) for f in self.batches(selection).get(batch, [])]
