@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # A dead XRootD server should fail in seconds in tests (dqmflow's defaults allow ~1 min per try).
 os.environ.setdefault("XRD_CONNECTIONWINDOW", "2")
 os.environ.setdefault("XRD_CONNECTIONRETRY", "1")
+os.environ.setdefault("XRD_STREAMERRORWINDOW", "1")
 
 from dqmflow.demo import HISTOGRAMS, DemoSpec, plan_runs, write_demo
 from dqmflow.discover import list_source, select
@@ -91,7 +92,7 @@ def _free_port() -> int:
 class XRootDServer:
     """A real Debian ``xrootd`` serving ``<root>/store`` read-only on localhost."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, port: int | None = None) -> None:
         import shutil
         import subprocess
         import time
@@ -102,7 +103,7 @@ class XRootDServer:
                 pytest.fail("xrootd is not installed: .ci/run installs Debian's xrootd-server")
             pytest.skip("xrootd is not installed (apt-get install xrootd-server)")
         self.root = root
-        self.port = _free_port()
+        self.port = port or _free_port()
         admin = root / "admin"
         admin.mkdir(parents=True, exist_ok=True)
         config = root / "xrootd.cfg"

@@ -22,7 +22,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-SPEC = DemoSpec(runs_per_year=12, seed=11)
+SPEC = DemoSpec(runs_per_year=16, seed=11)
 ODD = "/Run summary/CSCOfflineMonitor/Digis/hStripNFired ME+1-1 #strips"  # space, +, -, #
 CONTENTS = {
     "CSC": ["/Run summary/CSCOfflineMonitor/Segments/hSTimeCombinedSerial",
@@ -31,7 +31,7 @@ CONTENTS = {
 }  # fmt: skip
 N_HISTS = 4
 NO_FILE = 315999  # listed in the datasets file, but no file exists
-HELD_BACK = 3  # 2018 runs added later, to test incremental fetching
+HELD_BACK = 10  # 2018 runs added later, to test incremental fetching
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

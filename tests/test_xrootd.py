@@ -43,3 +43,32 @@ def test_dead_server_is_retried_then_recorded(tmp_path: Path, xrootd_demo) -> No
     assert manifest.loc[dead.run, "status"] == "file_error" and "localhost:1/" in manifest.loc[dead.run, "file"]
     assert manifest.loc[item.run, "status"] == "ok", "the other run is fetched normally"
     assert time.monotonic() - start < 300
+
+
+def test_transient_outage_is_retried_with_backoff(tmp_path: Path, xrootd_demo, demo_tree: Path) -> None:
+    """The server is down at the first attempt and back before the retry: nothing is lost."""
+    import shutil
+    import tempfile
+    import threading
+
+    from tests.conftest import XRootDServer, _free_port
+
+    root = Path(tempfile.mkdtemp(prefix="dqmflow-xrootd-"))
+    shutil.copytree(demo_tree / "DQMGUI_data" / "Run2017", root / "data" / "store" / "dqm" / "Run2017")
+    port = _free_port()
+    items = sorted(list_source(xrootd_demo.url("dqm"), PD, 2017))[:3]
+    moved = [i.__class__(**{**i.__dict__, "path": i.path.replace(f":{xrootd_demo.port}/", f":{port}/")})
+             for i in items]  # fmt: skip
+    servers: list[XRootDServer] = []
+    threading.Timer(1.0, lambda: servers.append(XRootDServer(root, port))).start()
+    try:
+        name = HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackBX")
+        stats = fetch_batch(moved, [name], tmp_path / "s", tmp_path / "m.tsv", retries=4, backoff=1.0)
+    finally:
+        time.sleep(1.5)
+        for server in servers:
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    assert servers, "the server was restarted"
+    assert stats.failed == 0
+    assert set(read_manifest(tmp_path / "m.tsv")["status"]) == {"ok"}

@@ -37,8 +37,15 @@ __all__ = [
 ]
 
 #: XRootD client settings dqmflow uses unless the environment sets them: fail a dead server within
-#: about a minute instead of XRootD's default of ten, and let dqmflow's own retries take over.
-XROOTD_DEFAULTS = {"XRD_CONNECTIONWINDOW": "30", "XRD_CONNECTIONRETRY": "2", "XRD_REQUESTTIMEOUT": "300"}
+#: about a minute instead of XRootD's default of ten, and let dqmflow's own retries (with backoff)
+#: take over; after a stream error the client refuses the host for XRD_STREAMERRORWINDOW seconds
+#: (default 1800), which would make any retry fail at once.
+XROOTD_DEFAULTS = {
+    "XRD_CONNECTIONWINDOW": "30",
+    "XRD_CONNECTIONRETRY": "2",
+    "XRD_REQUESTTIMEOUT": "300",
+    "XRD_STREAMERRORWINDOW": "5",
+}
 for _key, _value in XROOTD_DEFAULTS.items():
     os.environ.setdefault(_key, _value)
 
@@ -99,6 +106,18 @@ def is_remote(source: str) -> bool:
     return source.startswith("root://")
 
 
+def check_xrootd_allowed() -> None:
+    """Refuse to load the XRootD client next to TensorFlow (their native libraries clash)."""
+    import sys
+
+    if "tensorflow" in sys.modules and "XRootD.client" not in sys.modules:
+        raise RuntimeError(
+            "the XRootD client cannot be loaded into a process that already uses TensorFlow (their native "
+            "libraries clash and crash the interpreter); read root:// files in a separate process, as the "
+            "workflow's fetch jobs do"
+        )
+
+
 def _walk_local(top: Path) -> Iterator[tuple[str, int, float]]:
     if not top.is_dir():
         return
@@ -114,6 +133,7 @@ def _walk_local(top: Path) -> Iterator[tuple[str, int, float]]:
 
 
 def _walk_remote(url: str) -> Iterator[tuple[str, int, float]]:
+    check_xrootd_allowed()
     try:
         import fsspec
     except ImportError as err:  # pragma: no cover - depends on the installation

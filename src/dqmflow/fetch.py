@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dqmflow.discover import DqmFile, batch_of, is_remote
+from dqmflow.discover import DqmFile, batch_of, check_xrootd_allowed, is_remote
 from dqmflow.names import HistogramName
 from dqmflow.rootio import Histogram, read_file
 
@@ -83,6 +83,8 @@ class FetchStats:
 
 
 def _read_with_retries(item: DqmFile, keys: dict[str, str], retries: int, backoff: float):
+    if is_remote(item.path):
+        check_xrootd_allowed()
     attempt = 0
     while True:
         try:
@@ -222,7 +224,7 @@ def fetch_batch(
     reuse: bool = True,
     on_error: str = "skip",
     retries: int = 3,
-    backoff: float = 1.0,
+    backoff: float = 2.0,
     progress_every: float = 10.0,
 ) -> FetchStats:
     """Fetch ``histograms`` from ``files`` into shards below ``shard_dir`` and write ``manifest``.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -26,6 +27,11 @@ from dqmflow.preprocess import HistogramSet, assign_split
 
 
 def _keras() -> Any:
+    if "XRootD.client" in sys.modules and "tensorflow" not in sys.modules:
+        raise RuntimeError(
+            "TensorFlow cannot be loaded into a process that already uses the XRootD client (their native "
+            "libraries clash and crash the interpreter); train in a separate process, as the workflow's jobs do"
+        )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
