@@ -11,27 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from workdir import snakemake, write_config
 
 from dqmflow.demo import demo_contents
 from dqmflow.discover import batch_of
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def snakemake(work: Path, *args: str) -> str:
-    env = {**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-           "--directory", str(work), "--cores", "2", *args]  # fmt: skip
-    return subprocess.run(cmd, check=True, env=env, capture_output=True, text=True).stdout
 
 
 def main() -> None:
@@ -50,16 +38,13 @@ def main() -> None:
     (work / "contents.json").write_text(json.dumps(demo_contents()))
     datasets = {"primary_datasets": ["JetMET"], "years": {"2022": {"productions": [""], "bad_runs": [str(runs[0])]}}}
     (work / "datasets.json").write_text(json.dumps(datasets))
-    (work / "config").mkdir(exist_ok=True)
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config.update(source=str(source), contents=str(work / "contents.json"), datasets=str(work / "datasets.json"))
-    config["algorithms"] = [str(REPO / a) for a in config["algorithms"]]
+    contents, datasets_file = str(work / "contents.json"), str(work / "datasets.json")
     for span in args.runs_per_batch:
-        config["fetch"]["runs_per_batch"] = span
-        (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-        snakemake(work, "results/JetMET/catalog/2022.tsv")  # discovery runs for real
+        write_config(work, source=str(source), contents=contents, datasets=datasets_file,
+                     fetch={"runs_per_batch": span})  # fmt: skip
+        snakemake(work, "--cores", "2", "results/JetMET/catalog/2022.tsv")  # discovery runs for real
         start = time.perf_counter()
-        out = snakemake(work, "--dry-run")
+        out = snakemake(work, "--cores", "2", "--dry-run")
         seconds = time.perf_counter() - start
         total = re.search(r"^total\s+(\d+)$", out, re.M)
         fetch = re.search(r"^fetch\s+(\d+)$", out, re.M)

@@ -13,22 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import uproot
-import yaml
+from workdir import snakemake, write_config
 
 from dqmflow.demo import HISTOGRAMS, DemoSpec, demo_contents, demo_datasets, plan_runs, write_demo
 from dqmflow.discover import parse_file_name
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def bare_loop(files: list[Path]) -> float:
@@ -43,20 +38,13 @@ def bare_loop(files: list[Path]) -> float:
 
 
 def dqmflow_fetch(workdir: Path, source: Path, spec: DemoSpec, cores: int, runs_per_batch: int) -> float:
-    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "contents.json").write_text(json.dumps(demo_contents()))
     (workdir / "datasets.json").write_text(json.dumps(demo_datasets(spec, plan_runs(spec))))
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config.update(source=str(source), contents=str(workdir / "contents.json"), datasets=str(workdir / "datasets.json"))
-    config["algorithms"] = [str(REPO / a) for a in config["algorithms"]]
-    config["fetch"]["runs_per_batch"] = runs_per_batch
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")}
-    target = "results/SingleMuon/histograms.parquet"
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-           "--directory", str(workdir), "--cores", str(cores), target, "--quiet", "all"]  # fmt: skip
+    write_config(workdir, source=str(source), contents=str(workdir / "contents.json"),
+                 datasets=str(workdir / "datasets.json"), fetch={"runs_per_batch": runs_per_batch})  # fmt: skip
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    snakemake(workdir, "--cores", str(cores), "results/SingleMuon/histograms.parquet", "--quiet", "all")
     return time.perf_counter() - start
 
 

@@ -13,42 +13,28 @@ Runs ``snakemake`` on the default config (embedded demo) in a fresh working dire
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
+from workdir import snakemake, write_config
 
 
 def run_pipeline(workdir: Path, cores: int, runs_per_year: int) -> float:
-    (workdir / "config").mkdir(parents=True, exist_ok=True)
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for key in ("contents", "datasets"):
-        config[key] = str(REPO / config[key])
-    config["algorithms"] = [str(REPO / a) for a in config["algorithms"]]
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = write_config(workdir)
     if runs_per_year != config["demo"]["runs_per_year"]:
         from dqmflow.demo import DemoSpec, demo_datasets, plan_runs
 
         spec = DemoSpec(runs_per_year=runs_per_year, seed=config["demo"]["seed"])
-        import json
-
         (workdir / "datasets.json").write_text(json.dumps(demo_datasets(spec, plan_runs(spec))))
-        config["datasets"] = str(workdir / "datasets.json")
-        config["demo"]["runs_per_year"] = runs_per_year
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-           "--directory", str(workdir), "--cores", str(cores), "all", "--quiet", "all"]  # fmt: skip
+        write_config(workdir, datasets=str(workdir / "datasets.json"), demo={"runs_per_year": runs_per_year})
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env)
+    snakemake(workdir, "--cores", str(cores), "all", "--quiet", "all", capture=False)
     return time.perf_counter() - start
 
 
