@@ -3,7 +3,7 @@
 from collections import defaultdict
 from pathlib import Path
 
-from dqmflow.merge import merge
+from dqmflow.merge import merge, read_histogram_metadata
 from dqmflow.names import HistogramName
 from dqmflow.scriptlog import setup
 
@@ -21,3 +21,5 @@ report = merge(
 )
 for status, count in report["status"].value_counts().items():
     log.warning("%d fetch report rows with status %s (see %s)", count, status, snakemake.output.report)
+for column in read_histogram_metadata(snakemake.output.table)["never_read"]:
+    log.error("histogram %r was not found in any file: check its path in the contents file", column)
