@@ -65,3 +65,18 @@ def test_snakemake_lint_passes() -> None:
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True,
                           env={"CONDOR_CONFIG": "/dev/null", "PATH": "/usr/bin:/bin"}, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_jobs_find_the_package_source(monkeypatch) -> None:
+    from dqmflow.plan import export_source_path
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    export_source_path(REPO / "src")
+    export_source_path(REPO / "src")  # idempotent
+    assert __import__("os").environ["PYTHONPATH"].split(":") == [str(REPO / "src"), "/elsewhere"]
+    code = "import dqmflow, sys; print(dqmflow.__file__)"
+    env = {"PYTHONPATH": __import__("os").environ["PYTHONPATH"], "PATH": "/usr/bin:/bin"}
+    # a bare interpreter (not the project's venv) imports dqmflow from src/ through PYTHONPATH
+    out = subprocess.run(["/usr/bin/env", "-i", f"PYTHONPATH={env['PYTHONPATH']}", sys.executable, "-S", "-c", code],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.stdout.strip().startswith(str(REPO / "src" / "dqmflow")), out.stderr

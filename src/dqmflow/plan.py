@@ -19,9 +19,17 @@ from dqmflow.discover import DqmFile, Selection, batch_of, read_catalog, select
 from dqmflow.metadata import Datasets, load_contents, load_datasets
 from dqmflow.names import HistogramName
 
-__all__ = ["DEMO_DIR", "Plan"]
+__all__ = ["DEMO_DIR", "Plan", "export_source_path"]
 
 DEMO_DIR = "results/demo"
+
+
+def export_source_path(src: str | Path) -> None:
+    """Put ``src`` (the folder holding ``dqmflow``) first on ``PYTHONPATH`` for the jobs Snakemake
+    starts, so they import this code also from per-rule conda environments or on batch nodes."""
+    current = os.environ.get("PYTHONPATH", "")
+    parts = [str(src), *(p for p in current.split(os.pathsep) if p and p != str(src))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(parts)
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,6 +1,15 @@
+import sys
+from pathlib import Path
+
 from snakemake.utils import validate
 
-from dqmflow.discover import batch_of
+# The package lives in src/: make it importable here and in every job, also in per-rule conda
+# environments (which hold only the dependencies) and on batch nodes.
+sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+from dqmflow.plan import export_source_path
+
+export_source_path(Path(workflow.basedir).parent / "src")
+
 from dqmflow.names import SLUG_PATTERN, HistogramName
 from dqmflow.plan import DEMO_DIR, Plan
 
