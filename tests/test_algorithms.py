@@ -180,8 +180,15 @@ scores = model.score(test)
 auc = roc_auc(scores, test.labels)[2]
 assert auc > 0.9, auc
 model.save(Path(sys.argv[1]))
-again = cls.load(Path(sys.argv[1]), params)
-np.testing.assert_allclose(again.score(test), scores, rtol=1e-5)
+again = cls.load(Path(sys.argv[1]), params)  # numpy inference: must agree with Keras' predict
+np.testing.assert_allclose(again.reconstruct(test), model.reconstruct(test), rtol=1e-4, atol=1e-7)
+np.testing.assert_allclose(again.score(test), scores, rtol=1e-3)
+assert "tensorflow" in sys.modules
+bn = cls(build_params(cls, {"n_epochs": 5, "batch_norm": True, "dropout": 0.2, "seed": 1}, "t")).fit(data)
+(Path(sys.argv[1]) / "bn").mkdir()
+bn.save(Path(sys.argv[1]) / "bn")
+np.testing.assert_allclose(cls.load(Path(sys.argv[1]) / "bn", bn.params).reconstruct(test), bn.reconstruct(test),
+                           rtol=1e-4, atol=1e-7)
 twice = cls(params).fit(data)
 np.testing.assert_allclose(twice.score(test), scores, rtol=1e-3)  # seeded: reproducible
 print("AUC", auc)
@@ -196,7 +203,18 @@ def test_dense_autoencoder_trains_detects_and_round_trips(tmp_path: Path) -> Non
                           text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "AUC" in proc.stdout
-    assert (tmp_path / "model.keras").exists()
+    assert (tmp_path / "model.keras").exists() and (tmp_path / "dense.npz").exists()
+    # scoring needs no TensorFlow: load and score in an interpreter that never imports it
+    code = (
+        "import sys, numpy as np; from pathlib import Path\n"
+        "from dqmflow.algorithms import get_algorithm\nfrom dqmflow.algorithms.base import build_params\n"
+        "from tests.test_algorithms import synthetic\n"
+        "cls = get_algorithm('autoencoder')\n"
+        "m = cls.load(Path(sys.argv[1]), build_params(cls, {}, 't'))\n"
+        "print(np.isfinite(m.score(synthetic(np.random.default_rng(1)))).all(), 'tensorflow' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    assert proc.stdout.split() == ["True", "False"], proc.stderr[-2000:]
 
 
 def test_tensorflow_and_xrootd_refuse_to_share_a_process() -> None:

@@ -7,8 +7,9 @@ loss is well scaled for any binning. Training: Adam, MSE, early stopping on a va
 the training runs after ``early_stopping_rounds`` epochs without improvement, restoring the best
 weights. Method: Hinton & Salakhutdinov, Science 313 (2006) 504; for DQM, AutoDQM_ML (CMS).
 
-TensorFlow/Keras are imported only when a model is trained or loaded
-(``pip install 'dqmflow[ml]'``).
+TensorFlow/Keras are imported only to train (``pip install 'dqmflow[ml]'``): :meth:`save` also
+writes the weights to ``dense.npz`` and :meth:`load` scores with a numpy forward pass, so scoring
+jobs do not pay TensorFlow's import (about 7 s) and can run where it is not installed.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class DenseAutoencoder(ReconstructionAlgorithm):
     def __init__(self, params: Params) -> None:
         super().__init__(params)
         self.model_: Any = None
+        self.layers_: list[dict[str, Any]] = []  # numpy weights, when loaded from disk
         self.history_: dict[str, list[float]] = {}
 
     def _build(self, n_inputs: int) -> Any:
@@ -132,20 +134,59 @@ class DenseAutoencoder(ReconstructionAlgorithm):
         return self
 
     def reconstruct(self, data: HistogramSet) -> np.ndarray:
-        if self.model_ is None:
-            raise RuntimeError("autoencoder is not fitted")
         n_bins = int(np.prod(data.shape))
         x = data.normalised.reshape(len(data), -1) * n_bins
-        reco = self.model_.predict(x, batch_size=self.params.val_batch_size, verbose=0) / n_bins
-        return np.asarray(reco, dtype=np.float64).reshape(data.counts.shape)
+        if self.layers_:
+            reco = _forward(self.layers_, x)
+        elif self.model_ is not None:
+            reco = self.model_.predict(x, batch_size=self.params.val_batch_size, verbose=0)
+        else:
+            raise RuntimeError("autoencoder is not fitted")
+        return np.asarray(reco, dtype=np.float64).reshape(data.counts.shape) / n_bins
 
     def save(self, directory: Path) -> None:
         self.model_.save(directory / "model.keras")
+        arrays: dict[str, np.ndarray] = {}
+        spec = []
+        for layer in self.model_.layers:
+            kind = type(layer).__name__
+            weights = [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
+            if kind == "Dense":
+                spec.append({"type": "dense", "activation": layer.get_config()["activation"]})
+                arrays[f"{len(spec) - 1}_kernel"], arrays[f"{len(spec) - 1}_bias"] = weights
+            elif kind == "BatchNormalization":
+                spec.append({"type": "batchnorm", "epsilon": float(layer.epsilon)})
+                for name, w in zip(("gamma", "beta", "mean", "variance"), weights, strict=True):
+                    arrays[f"{len(spec) - 1}_{name}"] = w
+            elif kind not in ("InputLayer", "Dropout"):  # dropout is the identity at inference
+                raise TypeError(f"cannot export layer {kind} for numpy inference")
+        np.savez(directory / "dense.npz", spec=json.dumps(spec), **arrays)
         (directory / "summary.json").write_text(json.dumps({"history": self.history_}, indent=1))
 
     @classmethod
     def load(cls, directory: Path, params: Params) -> Self:
-        keras = _keras()
+        """Load the network's weights for numpy inference (no TensorFlow needed to score)."""
         model = cls(params)
-        model.model_ = keras.models.load_model(directory / "model.keras", compile=False)
+        if not (directory / "dense.npz").exists():  # written before numpy inference existed
+            model.model_ = _keras().models.load_model(directory / "model.keras", compile=False)
+            return model
+        with np.load(directory / "dense.npz") as stored:
+            spec = json.loads(str(stored["spec"]))
+            model.layers_ = [
+                {**layer, **{k.split("_", 1)[1]: stored[k] for k in stored.files if k.startswith(f"{i}_")}}
+                for i, layer in enumerate(spec)
+            ]
         return model
+
+
+_ACTIVATIONS = {"linear": lambda z: z, "relu": lambda z: np.maximum(z, 0.0)}
+
+
+def _forward(layers: list[dict[str, Any]], x: np.ndarray) -> np.ndarray:
+    """The network's inference pass in numpy (dense layers and batch normalisation)."""
+    for layer in layers:
+        if layer["type"] == "dense":
+            x = _ACTIVATIONS[layer["activation"]](x @ layer["kernel"] + layer["bias"])
+        else:
+            x = (x - layer["mean"]) / np.sqrt(layer["variance"] + layer["epsilon"]) * layer["gamma"] + layer["beta"]
+    return x
