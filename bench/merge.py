@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from dqmflow.discover import DqmFile, batch_of
-from dqmflow.fetch import _shard_table, _write_manifest, binning_hash, shard_path
+from dqmflow.fetch import _manifest_row, _shard_table, _write_manifest, shard_path
 from dqmflow.names import HistogramName
 from dqmflow.rootio import Histogram
 
@@ -55,9 +55,7 @@ def write_shards(work: Path, runs: int, histograms: int, bins: int) -> list[Hist
             for name in mine:
                 values = rng.poisson(shape * 50).astype(float)
                 found[name.column] = hist = Histogram(values, edges, float(values.sum()), "TH1F", name.short)
-                rows.append({"run_number": run, "year": 2022, "era": "C", "file": item.path, "histogram": name.column,
-                             "status": "ok", "problem": "", "binning": binning_hash(hist), "layout": hist.layout,
-                             "entries": hist.entries})  # fmt: skip
+                rows.append(_manifest_row(item, name.column, "ok", "", hist))
             path = shard_path(manifest.with_suffix(""), run)
             path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(_shard_table(found), path)

@@ -17,6 +17,7 @@ import csv
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -108,8 +109,6 @@ def is_remote(source: str) -> bool:
 
 def check_xrootd_allowed() -> None:
     """Refuse to load the XRootD client next to TensorFlow (their native libraries clash)."""
-    import sys
-
     if "tensorflow" in sys.modules and "XRootD.client" not in sys.modules:
         raise RuntimeError(
             "the XRootD client cannot be loaded into a process that already uses TensorFlow (their native "

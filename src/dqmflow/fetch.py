@@ -154,57 +154,41 @@ def _reusable(shard: Path, signature: str, contents_key: str) -> list[dict] | No
     return json.loads(meta[b"manifest"])
 
 
+def _manifest_row(item: DqmFile, column: str, status: str, problem: str, hist: Histogram | None = None) -> dict:
+    """One manifest row: run and file, histogram, status, problem and (if read) binning and entries."""
+    return {
+        "run_number": item.run,
+        "year": item.year,
+        "era": item.era,
+        "file": item.path,
+        "histogram": column,
+        "status": status,
+        "problem": problem,
+        "binning": binning_hash(hist) if hist is not None else "",
+        "layout": hist.layout if hist is not None else "",
+        "entries": hist.entries if hist is not None else np.nan,
+    }
+
+
 def _fetch_one(
     item: DqmFile, histograms: Sequence[HistogramName], shard: Path, signature_key: str, retries: int, backoff: float
 ) -> list[dict]:
-    base = {"run_number": item.run, "year": item.year, "era": item.era, "file": item.path}
     keys = {h.column: h.in_file(item.run) for h in histograms}
     try:
         found, problems = _read_with_retries(item, keys, retries, backoff)
     except Exception as err:
-        message = f"cannot read file: {type(err).__name__}: {err}"
-        return [
-            {
-                **base,
-                "histogram": "",
-                "status": "file_error",
-                "problem": message,
-                "binning": "",
-                "layout": "",
-                "entries": np.nan,
-            }
-        ]
+        return [_manifest_row(item, "", "file_error", f"cannot read file: {type(err).__name__}: {err}")]
     rows = []
     for hist in histograms:
         column = hist.column
         if column in found:
             h = found[column]
             empty = h.entries <= 0 and not np.any(h.values)
-            rows.append(
-                {
-                    **base,
-                    "histogram": column,
-                    "status": "empty" if empty else "ok",
-                    "problem": "empty histogram: no entries" if empty else "",
-                    "binning": binning_hash(h),
-                    "layout": h.layout,
-                    "entries": h.entries,
-                }
-            )
+            status, problem = ("empty", "empty histogram: no entries") if empty else ("ok", "")
+            rows.append(_manifest_row(item, column, status, problem, h))
         else:
             problem = problems[column]
-            status = problem.split(":", 1)[0].replace(" ", "_")
-            rows.append(
-                {
-                    **base,
-                    "histogram": column,
-                    "status": status,
-                    "problem": problem,
-                    "binning": "",
-                    "layout": "",
-                    "entries": np.nan,
-                }
-            )
+            rows.append(_manifest_row(item, column, problem.split(":", 1)[0].replace(" ", "_"), problem))
     table = _shard_table(found)
     meta = {"source": item.signature, "contents": signature_key, "manifest": json.dumps(rows, default=float)}
     table = table.replace_schema_metadata(meta)
