@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 
 from dqmflow.demo import PD, plan_runs
-from dqmflow.discover import batch_of, list_source, parse_file_name, read_catalog, select, write_catalog
+from dqmflow.discover import (
+    batch_of,
+    list_source,
+    natural_key,
+    parse_file_name,
+    read_catalog,
+    select,
+    write_catalog,
+)
 from dqmflow.metadata import parse_datasets
 from tests.conftest import SMALL, small_datasets
 
@@ -78,7 +86,41 @@ def test_duplicate_rule_prefers_version_then_processing(tmp_path: Path) -> None:
         "DQM_V0001_R000300000__PD__Run2017B-UL2017-v2__DQMIO.root",
         "DQM_V0002_R000300000__PD__Run2017B-UL2017-v1__DQMIO.root",
     ]
-    files = [parse_file_name(f"/x/{n}") for n in names]
+    files = [f for f in (parse_file_name(f"/x/{n}") for n in names) if f is not None]
+    assert len(files) == len(names)
     selection = select(files, parse_datasets({"primary_datasets": ["PD"], "years": {"2017": {"productions": ["UL"]}}}))
     assert selection.files[300000].name == names[2]
     assert {d.name for d, _ in selection.duplicates} == set(names[:2])
+
+
+def _one_run_selection(names: list[str]) -> tuple[str, set[str]]:
+    """Name of the file kept for run 300000 among ``names`` and the names of the dropped duplicates."""
+    files = [f for f in (parse_file_name(f"/x/{n}") for n in names) if f is not None]
+    assert len(files) == len(names)
+    datasets = parse_datasets({"primary_datasets": ["PD"], "years": {"2018": {"productions": ["PromptReco"]}}})
+    selection = select(files, datasets)
+    assert all(kept is selection.files[300000] for _, kept in selection.duplicates)
+    return selection.files[300000].name, {d.name for d, _ in selection.duplicates}
+
+
+def test_processing_versions_compare_in_natural_order() -> None:
+    names = [f"DQM_V0001_R000300000__PD__Run2018A-PromptReco-v{v}__DQMIO.root" for v in (2, 10, 1)]
+    kept, dropped = _one_run_selection(names)
+    assert kept == names[1]  # -v10, although "PromptReco-v2" > "PromptReco-v10" as plain text
+    assert dropped == {names[0], names[2]}
+    kept, dropped = _one_run_selection([names[0], names[2]])
+    assert (kept, dropped) == (names[0], {names[2]})  # -v2 beats -v1
+
+
+def test_dqm_version_beats_processing_version() -> None:
+    newer_dqm = "DQM_V0002_R000300000__PD__Run2018A-PromptReco-v2__DQMIO.root"
+    newer_processing = "DQM_V0001_R000300000__PD__Run2018A-PromptReco-v10__DQMIO.root"
+    assert _one_run_selection([newer_processing, newer_dqm]) == (newer_dqm, {newer_processing})
+
+
+@pytest.mark.parametrize(
+    "smaller,greater",
+    [("PromptReco-v2", "PromptReco-v10"), ("PromptReco-v1", "PromptReco-v2"), ("v9", "v10a"), ("1a", "a")],
+)
+def test_natural_key_orders_digit_runs_as_numbers(smaller: str, greater: str) -> None:
+    assert natural_key(smaller) < natural_key(greater)  # never raises, even with text against digits

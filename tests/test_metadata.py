@@ -116,3 +116,19 @@ def test_every_shipped_example_parses(tmp_path) -> None:
             assert load_datasets(path).years
         else:
             assert load_contents(path)
+
+
+def test_labels_of_many_runs() -> None:
+    runs = list(range(300000, 320000))
+    bad = runs[::4]  # 5,000 bad runs among 20,000
+    year = {"productions": [""], "runs": [str(r) for r in runs], "bad_runs": [str(r) for r in bad]}
+    ds = parse_datasets({"primary_datasets": ["X"], "years": {"2018": year}})
+    labels = ds.labels(runs)
+    assert len(labels) == 20000 and sum(labels.values()) == 5000
+    assert (labels[300000], labels[300001], labels[319996], labels[319999]) == (BAD, GOOD, BAD, GOOD)
+    assert ds.label(299999) == GOOD  # only bad runs listed: every other run is good
+    assert ds.bad_runs == frozenset(bad) and ds.good_runs == frozenset()
+    assert ds.bad_runs is ds.bad_runs  # computed once
+    selection = ds.year(2018)
+    assert selection.runs == tuple(runs)  # the public field keeps the file's order
+    assert selection.accepts(319999, "A", "f.root") and not selection.accepts(320000, "A", "f.root")

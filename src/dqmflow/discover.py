@@ -7,8 +7,9 @@ The DQM GUI stores one file per run and processing at::
 Discovery writes a *catalog* (every file found for a primary dataset and year, independent of
 the run selection) and *selection* applies the datasets file to it. When one run has several
 files that pass the selection, the one kept is, in order: the highest ``DQM_V`` version, then the
-greatest processing string (so ``-v2`` beats ``-v1``), then the greatest path; the others are
-reported as dropped duplicates.
+greatest processing string in natural order (runs of digits compare as integers, so ``-v10`` beats
+``-v2`` and ``-v2`` beats ``-v1``), then the greatest path; the others are reported as dropped
+duplicates.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "Selection",
     "batch_of",
     "list_source",
+    "natural_key",
     "parse_file_name",
     "read_catalog",
     "select",
@@ -101,6 +103,19 @@ def parse_file_name(path: str, size: int = -1, mtime: float = -1.0) -> DqmFile |
         size=size,
         mtime=mtime,
     )
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[str | int, ...]:
+    """Sort key comparing runs of digits in ``text`` as integers (``"v2" < "v10"``).
+
+    ``re.split`` with a capturing group always alternates text and digit parts, starting with a
+    (possibly empty) text part: two keys hold the same type at each position, so comparing them never
+    raises ``TypeError``.
+    """
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(_DIGITS.split(text)))
 
 
 def is_remote(source: str) -> bool:
@@ -216,7 +231,7 @@ def select(catalog: Iterable[DqmFile], datasets: Datasets) -> Selection:
     chosen: dict[int, DqmFile] = {}
     duplicates: list[tuple[DqmFile, DqmFile]] = []
     for run, candidates in sorted(by_run.items()):
-        ranked = sorted(candidates, key=lambda f: (f.version, f.processing, f.path), reverse=True)
+        ranked = sorted(candidates, key=lambda f: (f.version, natural_key(f.processing), f.path), reverse=True)
         chosen[run] = ranked[0]
         duplicates.extend((other, ranked[0]) for other in ranked[1:])
     missing = [(sel.year, run) for sel in datasets.years for run in sel.runs if run not in chosen]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,12 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class YearSelection:
-    """What one ``years`` entry selects. Empty ``eras``/``runs`` mean 'all'."""
+    """What one ``years`` entry selects. Empty ``eras``/``runs`` mean 'all'.
+
+    ``runs`` keeps the file's order; membership tests use the set ``run_set``, computed once
+    (``functools.cached_property`` stores it in the instance ``__dict__``, which a frozen
+    dataclass allows).
+    """
 
     year: int
     productions: tuple[str, ...]
@@ -121,7 +127,12 @@ class YearSelection:
             return False
         if self.eras and era not in self.eras:
             return False
-        return not self.runs or run in self.runs
+        return not self.runs or run in self.run_set
+
+    @cached_property
+    def run_set(self) -> frozenset[int]:
+        """``runs`` as a set, for constant-time membership tests."""
+        return frozenset(self.runs)
 
 
 @dataclass(frozen=True)
@@ -132,11 +143,12 @@ class Datasets:
     years: tuple[YearSelection, ...]
     comments: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
-    @property
+    # Computed once per instance: ``label`` runs for every run of a data set.
+    @cached_property
     def bad_runs(self) -> frozenset[int]:
         return frozenset(r for y in self.years for r in y.bad_runs)
 
-    @property
+    @cached_property
     def good_runs(self) -> frozenset[int]:
         return frozenset(r for y in self.years for r in y.good_runs)
 
