@@ -21,6 +21,7 @@ from dqmflow.fetch import fetch_batch
 from dqmflow.merge import merge
 from dqmflow.metadata import parse_datasets
 from dqmflow.names import HistogramName
+from dqmflow.runtable import build_run_table
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -65,7 +66,17 @@ def fetch_and_merge(source: Path, workdir: Path, histograms: list[HistogramName]
         )
         manifests[subsystem] = [manifest]
     table = workdir / "histograms.parquet"
-    report = merge(manifests, histograms, parsed.labels(selection.files), table, workdir / "fetch_report.tsv")
+    subsystems = dict.fromkeys(h.subsystem for h in histograms)
+    report = merge(
+        manifests,
+        histograms,
+        parsed.labels(selection.files),
+        table,
+        workdir / "fetch_report.tsv",
+        storage={s: workdir / "data" / f"{s}.parquet" for s in subsystems},
+        entries=workdir / "entries.parquet",
+    )
+    build_run_table(workdir / "entries.parquet", workdir / "runs.parquet")
     return table, report, selection
 
 
@@ -74,6 +85,12 @@ def merged_demo(demo_tree: Path, all_histograms, tmp_path_factory: pytest.TempPa
     """The merged table of the small demo."""
     table, _, _ = fetch_and_merge(demo_tree / "DQMGUI_data", tmp_path_factory.mktemp("merged"), all_histograms)
     return table
+
+
+@pytest.fixture(scope="session")
+def demo_store(merged_demo: Path) -> Path:
+    """The folder of the small demo's merged table, holding runs.parquet and data/<SUBSYSTEM>.parquet."""
+    return merged_demo.parent
 
 
 @pytest.fixture

@@ -1,3 +1,5 @@
+"""Model jobs on the small demo: a chunk of histograms trained and scored in one process."""
+
 from __future__ import annotations
 
 import json
@@ -5,43 +7,109 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import pytest
 
 from dqmflow.algorithms import load_config
 from dqmflow.demo import plan_runs
-from dqmflow.models import Preprocessing, collect_scores, score_model, train_model
+from dqmflow.models import Preprocessing, collect_scores, read_pool, score_chunk, train_chunk
 from dqmflow.names import HistogramName
+from dqmflow.runtable import build_run_table
+from dqmflow.scores import SCORE_COLUMNS
 from tests.conftest import REPO, SMALL
 
 QUALITY = HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackQualityVsMode")
+PHI = HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackPhi")
+NEVER_READ = HistogramName("L1T", "/Run summary/NoSuchFolder/h")
 
 
-def test_train_and_score_every_run(merged_demo: Path, tmp_path: Path) -> None:
-    config = load_config(REPO / "config" / "algorithms" / "pca_5.yaml")
-    prep = Preprocessing()
-    info = train_model(merged_demo, QUALITY, config, prep, tmp_path / "model")
-    assert info["status"] == "trained" and info["runs"]["train"] > 5
-    assert json.loads((tmp_path / "model" / "model.json").read_text())["tag"] == "pca_5"
-    frame = score_model(merged_demo, QUALITY, config, prep, tmp_path / "model", tmp_path / "s.parquet")
-    assert len(frame) == len(plan_runs(SMALL))
+def outputs(tmp_path: Path, names: list[HistogramName], kind: str, suffix: str = "") -> dict[str, Path]:
+    return {n.column: tmp_path / kind / f"{n.slug}{suffix}" for n in names}
+
+
+def train_and_score(
+    store: Path, tmp_path: Path, names: list[HistogramName], config_name: str, prep: Preprocessing, runs: Path | None = None
+):
+    config = load_config(REPO / "config" / "algorithms" / f"{config_name}.yaml")
+    models = outputs(tmp_path, names, "models")
+    runs = runs or store / "runs.parquet"
+    infos = train_chunk(runs, store / "data" / "L1T.parquet", config, prep, models, tmp_path / "rec.json")
+    frame = score_chunk(
+        runs,
+        store / "data" / "L1T.parquet",
+        config,
+        prep,
+        models,
+        outputs(tmp_path, names, "scores", ".parquet"),
+        outputs(tmp_path, names, "reco", ".parquet"),
+        n_reconstructed=3,
+        reco_runs=[int(plan_runs(SMALL)[0].run)],
+    )
+    return infos, frame
+
+
+def test_a_chunk_trains_and_scores_every_run_of_every_histogram(demo_store: Path, tmp_path: Path) -> None:
+    infos, frame = train_and_score(demo_store, tmp_path, [QUALITY, PHI], "pca_5", Preprocessing())
+    assert {i["status"] for i in infos.values()} == {"trained"}
+    assert json.loads((tmp_path / "models" / QUALITY.slug / "model.json").read_text())["tag"] == "pca_5"
+    n_runs = len(plan_runs(SMALL))
+    assert len(frame) == 2 * n_runs and set(frame["histogram"]) == {QUALITY.column, PHI.column}
+    assert sorted(read_pool(tmp_path / "rec.json")) == sorted(p.run for p in plan_runs(SMALL))
+    runs = pd.read_parquet(demo_store / "runs.parquet").set_index("run_number")
+    for _, group in frame.groupby("histogram"):
+        # One split for every histogram: only a train run whose histogram is low, empty or missing differs.
+        same = group.set_index("run_number")["split"] == runs.loc[group["run_number"], "split"]
+        assert same.mean() > 0.9
     empty = {p.run for p in plan_runs(SMALL) if p.anomaly == "empty_histogram" and p.lumi > 0.1}
     assert empty, "the small demo has an empty-histogram anomaly"
-    rows = frame.set_index("run_number").loc[sorted(empty)]
+    rows = frame[frame["histogram"] == QUALITY.column].set_index("run_number").loc[sorted(empty)]
     assert np.isinf(rows["score"]).all() and (rows["split"] == "test").all()
-    full = pd.read_parquet(tmp_path / "s.parquet")
-    assert full["reconstruction"].notna().sum() == frame["score"].notna().sum()
-    collected = collect_scores([tmp_path / "s.parquet"], tmp_path / "all.parquet")
-    assert "reconstruction" not in collected.columns and len(collected) == len(frame)
+    reco = pd.read_parquet(tmp_path / "reco" / f"{QUALITY.slug}.parquet")
+    assert 3 <= len(reco) <= 4 and int(plan_runs(SMALL)[0].run) in set(reco["run_number"])
+    shape = json.loads(pq.read_schema(tmp_path / "reco" / f"{QUALITY.slug}.parquet").metadata[b"dqmflow"])["shape"]
+    assert len(shape) == 2 and all(len(r) == np.prod(shape) for r in reco["reconstruction"])
+    assert all(np.isclose(np.sum(o), 1.0, rtol=1e-5) or not np.any(o) for o in reco["original"]), "unit area or empty"
+    collected = collect_scores(sorted((tmp_path / "scores").glob("*.parquet")), tmp_path / "all.parquet")
+    assert list(collected.columns) == SCORE_COLUMNS and len(collected) == len(frame)
 
 
-def test_untrainable_histogram_is_recorded_and_scored_nan(merged_demo: Path, tmp_path: Path) -> None:
-    config = load_config(REPO / "config" / "algorithms" / "pca_5.yaml")
-    prep = Preprocessing(train_fraction=0.01)  # almost no training run: PCA with 5 components cannot fit
-    info = train_model(merged_demo, QUALITY, config, prep, tmp_path / "model")
-    assert info["status"] == "failed" and "training runs" in info["error"]
-    frame = score_model(merged_demo, QUALITY, config, prep, tmp_path / "model", tmp_path / "s.parquet")
-    assert len(frame) == len(plan_runs(SMALL)) and frame["score"].isna().all()
-    never_read = HistogramName("L1T", "/Run summary/NoSuchFolder/h")
-    info = train_model(merged_demo, never_read, config, prep, tmp_path / "m2")
-    assert info["status"] == "failed" and "was not read from any file" in info["error"]
-    frame = score_model(merged_demo, never_read, config, prep, tmp_path / "m2", tmp_path / "s2.parquet")
-    assert (frame["split"] == "missing").all() and len(frame) == len(plan_runs(SMALL))
+def test_runs_added_after_training_are_scored_out_of_sample(demo_store: Path, tmp_path: Path) -> None:
+    config = load_config(REPO / "config" / "algorithms" / "pca_2.yaml")
+    prep = Preprocessing()
+    models = outputs(tmp_path, [PHI], "models")
+    train_chunk(demo_store / "runs.parquet", demo_store / "data" / "L1T.parquet", config, prep, models, tmp_path / "r.json")
+    info = json.loads((models[PHI.column] / "model.json").read_text())
+    fitted = info["training_runs"][:-3]  # as if the last 3 training runs had arrived after training
+    info["training_runs"] = fitted
+    (models[PHI.column] / "model.json").write_text(json.dumps(info))
+    frame = score_chunk(
+        demo_store / "runs.parquet", demo_store / "data" / "L1T.parquet", config, prep, models,
+        outputs(tmp_path, [PHI], "scores", ".parquet"), outputs(tmp_path, [PHI], "reco", ".parquet"),
+    )  # fmt: skip
+    assert set(frame.loc[frame["split"] == "train", "run_number"]) == set(fitted)
+    assert frame["score"].notna().sum() >= len(frame) - 4
+
+
+def test_untrainable_histograms_are_recorded_and_scored_nan(demo_store: Path, tmp_path: Path) -> None:
+    prep = Preprocessing(train_fraction=0.01, calibration_fraction=0.0)  # PCA with 5 components cannot fit
+    runs = tmp_path / "runs.parquet"
+    build_run_table(demo_store / "entries.parquet", runs, train_fraction=prep.train_fraction, calibration_fraction=0)
+    infos, frame = train_and_score(demo_store, tmp_path, [QUALITY, NEVER_READ], "pca_5", prep, runs)
+    assert infos[QUALITY.column]["status"] == "failed" and "training runs" in infos[QUALITY.column]["error"]
+    assert "was not read from any file" in infos[NEVER_READ.column]["error"]
+    assert len(frame) == 2 * len(plan_runs(SMALL)) and frame["score"].isna().all()
+    assert (frame.loc[frame["histogram"] == NEVER_READ.column, "split"] == "missing").all()
+
+
+def test_a_real_bug_in_an_algorithm_fails_the_job_naming_the_histogram(
+    demo_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dqmflow.algorithms.pca import PCA
+
+    def broken(self, data):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(PCA, "fit", broken)
+    with pytest.raises(KeyError) as info:
+        train_and_score(demo_store, tmp_path, [PHI], "pca_2", Preprocessing())
+    assert any(PHI.column in note for note in getattr(info.value, "__notes__", []))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,9 +20,9 @@ import pyarrow.parquet as pq
 from dqmflow.metrics import EFFICIENCIES, bootstrap_roc, false_alarm_rates, run_level_scores
 from dqmflow.names import HistogramName
 from dqmflow.plots import plot_reconstructions, plot_roc, plot_run_level, plot_score_distributions
-from dqmflow.preprocess import normalise
+from dqmflow.scores import check_score_table
 
-__all__ = ["assess_algorithm", "latex_table", "summarise"]
+__all__ = ["assess_algorithm", "latex_table", "read_reconstructions", "summarise"]
 
 
 def _latex_escape(text: str) -> str:
@@ -61,19 +62,20 @@ def latex_table(far: pd.DataFrame, algorithm: str) -> str:
     return caption + "\n" + "\n".join(lines) + "\n"
 
 
-def _read_scores(path: str | Path) -> tuple[pd.DataFrame, dict]:
+def read_reconstructions(path: str | Path) -> tuple[str, dict[str, Any], pd.DataFrame]:
+    """A score job's reconstruction file: (histogram, {shape, edges}, rows by run)."""
     table = pq.read_table(path)
     meta = json.loads((table.schema.metadata or {})[b"dqmflow"])
-    return table.to_pandas(), meta
+    return str(meta["histogram"]), meta, table.to_pandas().set_index("run_number")
 
 
 def assess_algorithm(
-    score_files: Sequence[str | Path],
+    scores: pd.DataFrame,
     algorithm: str,
-    table: str | Path,
     out_dir: str | Path,
     plots_dir: str | Path,
     *,
+    reco_files: Sequence[str | Path] = (),
     n_bootstrap: int = 200,
     efficiencies: Sequence[float] = EFFICIENCIES,
     n_example_runs: int = 4,
@@ -83,18 +85,27 @@ def assess_algorithm(
 ) -> pd.DataFrame:
     """Metrics, tables and figures of one algorithm config; returns the per-histogram metrics.
 
-    ``reco_label`` names what the algorithm's reconstruction is in plots (a statistical test's
-    "reconstruction" is its reference).
+    ``scores`` is the long score table (:mod:`dqmflow.scores`), from dqmflow or any other tool;
+    only the rows of ``algorithm`` are used. ``reco_files`` are the score jobs' reconstruction
+    files: with them, the most anomalous runs are drawn against their reconstruction (a
+    statistical test's "reconstruction" is its reference, named by ``reco_label``).
     """
     out, plots = Path(out_dir), Path(plots_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots.mkdir(parents=True, exist_ok=True)
-    metric_rows, far_frames, top_frames, all_scores = [], [], [], []
-    for path in score_files:
-        frame, meta = _read_scores(path)
-        histogram = str(frame["histogram"].iloc[0]) if len(frame) else HistogramName.from_slug(Path(path).stem).column
+    scores = check_score_table(scores[scores["algorithm"] == algorithm].reset_index(drop=True))
+    if "label" not in scores.columns:
+        scores = scores.assign(label=-1)
+    if "split" not in scores.columns:
+        scores = scores.assign(split="test")
+    recos: dict[str, tuple[dict[str, Any], pd.DataFrame]] = {}
+    for path in reco_files:
+        histogram, meta, rows = read_reconstructions(path)
+        recos[histogram] = (meta, rows)
+    metric_rows, far_frames, top_frames = [], [], []
+    for histogram, frame in scores.groupby("histogram", sort=True):
+        histogram = str(histogram)
         name = HistogramName.from_column(histogram)
-        all_scores.append(frame.drop(columns=["reconstruction"]))
         evaluation = frame[(frame["split"] == "test") & frame["label"].isin((0, 1))]
         roc = bootstrap_roc(evaluation["score"].to_numpy(), evaluation["label"].to_numpy(), n_bootstrap, seed)
         far = false_alarm_rates(
@@ -137,23 +148,9 @@ def assess_algorithm(
         slug = name.slug
         plot_roc(roc, title, plots / "roc" / f"{slug}.png", label=algorithm)
         plot_score_distributions(scored, title, plots / "scores" / f"{slug}.png")
-        example = candidates.head(n_example_runs)
-        shape = tuple(meta["shape"])
-        edges = [np.asarray(e) for e in meta["edges"]]
-        originals = _load_runs(table, histogram, example["run_number"].to_numpy(), shape)
-        recos = None
-        if example["reconstruction"].notna().all() and len(example):
-            recos = np.stack([np.asarray(r).reshape(shape) for r in example["reconstruction"]])
-        plot_reconstructions(
-            originals,
-            recos,
-            edges,
-            example["run_number"].tolist(),
-            example["score"].tolist(),
-            f"most anomalous runs: {title}",
-            plots / "reco" / f"{slug}.png",
-            reco_label,
-        )
+        if histogram in recos:
+            meta, rows = recos[histogram]
+            _plot_examples(rows, meta, candidates, n_example_runs, title, reco_label, plots / "reco" / f"{slug}.png")
 
     metrics = pd.DataFrame(metric_rows)
     metrics.to_csv(out / "metrics.csv", index=False)
@@ -164,7 +161,8 @@ def assess_algorithm(
         out / "top_runs.csv", index=False
     )
 
-    scores = pd.concat(all_scores, ignore_index=True)
+    if "year" not in scores.columns:
+        scores = scores.assign(year=-1)
     ranking = run_level_scores(scores, alpha=alpha)
     ranking.insert(0, "algorithm", algorithm)
     ranking.insert(1, "rank", np.arange(1, len(ranking) + 1))
@@ -186,6 +184,34 @@ def assess_algorithm(
     return metrics
 
 
+def _plot_examples(
+    reco: pd.DataFrame,
+    meta: dict[str, Any],
+    candidates: pd.DataFrame,
+    n_example_runs: int,
+    title: str,
+    reco_label: str,
+    path: Path,
+) -> None:
+    """The most anomalous runs that have a stored reconstruction, against it."""
+    shape = tuple(meta["shape"])
+    runs = [int(r) for r in candidates["run_number"] if int(r) in reco.index][:n_example_runs]
+    rows = reco.loc[runs] if runs else reco.iloc[:0]
+    originals = np.stack([np.asarray(v, np.float64).reshape(shape) for v in rows["original"]]) if runs else None
+    have_reco = bool(runs) and rows["reconstruction"].notna().all()
+    recos = np.stack([np.asarray(v, np.float64).reshape(shape) for v in rows["reconstruction"]]) if have_reco else None
+    plot_reconstructions(
+        originals if originals is not None else np.zeros((0, *shape)),
+        recos,
+        [np.asarray(e) for e in meta["edges"]],
+        runs,
+        rows["score"].tolist(),
+        f"most anomalous runs: {title}",
+        path,
+        reco_label,
+    )
+
+
 def _run_level_metrics(ranking: pd.DataFrame, n_bootstrap: int, seed: int) -> dict:
     evaluation = ranking[~ranking["is_train"] & ~ranking["low_stats"] & ranking["label"].isin((0, 1))]
     labels = evaluation["label"].to_numpy()
@@ -195,22 +221,6 @@ def _run_level_metrics(ranking: pd.DataFrame, n_bootstrap: int, seed: int) -> di
         "n flagged": bootstrap_roc(evaluation["n_flagged"].to_numpy(dtype=float), labels, n_bootstrap, seed),
     }
     return out
-
-
-def _load_runs(table: str | Path, column: str, runs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if len(runs) == 0:
-        return np.zeros((0, *shape))
-    data = pq.read_table(table, columns=["run_number", column], filters=[("run_number", "in", runs.tolist())])
-    by_run = {int(r): v for r, v in zip(data["run_number"].to_pylist(), data[column].to_pylist(), strict=True)}
-    counts = np.stack(
-        [
-            np.asarray(by_run[int(r)] if by_run.get(int(r)) is not None else np.zeros(shape), dtype=np.float64).reshape(
-                shape
-            )
-            for r in runs
-        ]
-    )
-    return normalise(counts)
 
 
 def summarise(

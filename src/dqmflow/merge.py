@@ -23,6 +23,8 @@ import pyarrow.parquet as pq
 
 from dqmflow.fetch import read_manifest, read_shard, shard_path
 from dqmflow.names import HistogramName
+from dqmflow.runtable import ENTRIES_SUFFIX
+from dqmflow.storage import HistogramInfo, StorageWriter
 
 __all__ = ["REPORT_COLUMNS", "merge", "read_histogram_metadata"]
 
@@ -63,6 +65,8 @@ def merge(
     report: str | Path,
     *,
     extra_problems: Sequence[Mapping[str, object]] = (),
+    storage: Mapping[str, str | Path] | None = None,
+    entries: str | Path | None = None,
     chunk_runs: int = 256,
 ) -> pd.DataFrame:
     """Merge the shards listed by ``manifests`` ({subsystem: [manifest paths]}) into ``output``.
@@ -70,7 +74,10 @@ def merge(
     Shards are found next to each manifest (see :func:`dqmflow.fetch.shard_path`).
     Writes the fetch report (every problem, one row per run/file/histogram) to ``report`` and
     returns it. ``extra_problems`` (e.g. runs with no file, dropped duplicate files) are added
-    to the report as they are.
+    to the report as they are. If given, ``storage`` ({subsystem: path}) receives the same bin
+    contents in the per-subsystem layout model jobs read (:mod:`dqmflow.storage`), and
+    ``entries`` a table of every run, including runs whose file could not be read, with their
+    label and the entries of every usable histogram (the input of :mod:`dqmflow.runtable`).
     """
     frames = []
     for subsystem, paths in manifests.items():
@@ -156,6 +163,19 @@ def merge(
         )
     }
     schema = pa.schema(fields, metadata=file_meta)
+    if entries is not None:
+        _write_entries(man, good, wanted, labels, entries)
+    writers = {
+        subsystem: StorageWriter(
+            path,
+            {
+                c: HistogramInfo(tuple(meta[c]["shape"]), tuple(np.asarray(e) for e in meta[c]["edges"]))
+                for c in wanted
+                if c in meta and HistogramName.from_column(c).subsystem == subsystem
+            },
+        )
+        for subsystem, path in (storage or {}).items()
+    }
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     with pq.ParquetWriter(output, schema) as writer:
         for start in range(0, max(len(runs), 1), chunk_runs):
@@ -167,26 +187,57 @@ def merge(
                 "label": np.array([labels.get(int(r), -1) for r in chunk["run_number"]], dtype=np.int64),
             }
             loaded: dict[tuple[int, str], dict] = {}
+            contents: dict[str, list[np.ndarray | None]] = {}
             for column in wanted:
                 subsystem = HistogramName.from_column(column).subsystem
                 arrays: list[np.ndarray | None] = []
-                entries = []
+                run_entries = []
                 for run in chunk["run_number"]:
                     run = int(run)
                     if (run, column) not in ok_set:
                         arrays.append(None)
-                        entries.append(np.nan)
+                        run_entries.append(np.nan)
                         continue
                     if (run, subsystem) not in loaded:
                         loaded[(run, subsystem)] = read_shard(shard_path(shard_of[(run, subsystem)], run))
                     hist = loaded[(run, subsystem)][column]
                     arrays.append(hist.values)
-                    entries.append(hist.entries)
+                    run_entries.append(hist.entries)
                 shape = tuple(meta[column]["shape"]) if column in meta else (0,)
                 columns[column] = _list_array(arrays, shape)
-                columns[f"{column}_entries"] = np.asarray(entries, dtype=np.float64)
+                columns[f"{column}_entries"] = np.asarray(run_entries, dtype=np.float64)
+                contents[column] = arrays
             writer.write_table(pa.table(columns, schema=schema))
+            for store in writers.values():
+                store.write(chunk["run_number"].astype("int64").to_numpy(), contents)
+    for store in writers.values():
+        store.close()
     return report_frame
+
+
+def _write_entries(
+    man: pd.DataFrame, good: pd.DataFrame, wanted: Sequence[str], labels: Mapping[int, int], path: str | Path
+) -> None:
+    """One row per run of the manifests: year, era, label, readable, entries per usable histogram."""
+    columns = ["run_number", "year", "era"]
+    runs = man.drop_duplicates("run_number").sort_values("run_number")[columns] if not man.empty else None
+    frame = pd.DataFrame(columns=columns) if runs is None else runs.reset_index(drop=True)
+    frame["run_number"] = frame["run_number"].astype("int64")
+    frame["year"] = frame["year"].astype("int64")
+    frame["era"] = frame["era"].astype(str)
+    frame["label"] = np.array([labels.get(int(r), -1) for r in frame["run_number"]], dtype=np.int64)
+    failed = set(man.loc[man["status"] == "file_error", "run_number"]) if not man.empty else set()
+    frame["readable"] = ~frame["run_number"].isin(failed)
+    values = (
+        good.pivot_table(index="run_number", columns="histogram", values="entries", aggfunc="first")
+        if not good.empty
+        else pd.DataFrame()
+    )
+    block = values.reindex(index=frame["run_number"], columns=list(wanted)).to_numpy(dtype=np.float64)
+    entries = pd.DataFrame(block, columns=[f"{c}{ENTRIES_SUFFIX}" for c in wanted])
+    out = pd.concat([frame, entries], axis=1)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(out, preserve_index=False), path)
 
 
 def read_histogram_metadata(path: str | Path) -> dict[str, object]:

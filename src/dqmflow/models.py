@@ -1,13 +1,27 @@
-"""Train one model per (histogram, algorithm config) and score every run with it."""
+"""Model jobs: train (or score with) one algorithm config on a chunk of histograms, in one process.
+
+A *chunk* is a list of histograms of one subsystem. :func:`train_chunk` reads only those
+histograms' columns of the subsystem's storage file and the run table, fits the algorithm over
+runs x histograms (:class:`~dqmflow.algorithms.base.MultiHistogramAlgorithm`) and writes one model
+folder per histogram with its ``model.json`` (status, the runs it was fitted on, fit time), plus a
+*training record* for the chunk: the runs of the run table at training time (the *pool*). The
+workflow compares that pool with the current runs to decide whether a model must be retrained:
+runs added later are scored, not trained on, until the user asks to retrain.
+
+:func:`score_chunk` scores every run of the run table and writes, per histogram, the rows of the
+long score table and, in their own file, float32 reconstructions of the most anomalous runs and
+of requested runs only.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,146 +29,217 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dqmflow.algorithms.base import AlgorithmConfig
-from dqmflow.names import HistogramName
-from dqmflow.preprocess import HistogramSet, load_histogram
+from dqmflow.preprocess import Batch, load_batch, normalise
+from dqmflow.scores import SCORE_COLUMNS, check_score_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCORE_COLUMNS", "Preprocessing", "collect_scores", "score_model", "train_model"]
-
-SCORE_COLUMNS = ["run_number", "year", "histogram", "algorithm", "score", "label", "split", "entries"]
+__all__ = ["Preprocessing", "collect_scores", "read_model_info", "score_chunk", "train_chunk"]
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How runs are cut and split before training (see :mod:`dqmflow.preprocess`)."""
+    """How runs are cut and split before training (see :mod:`dqmflow.runtable`)."""
 
     min_entries: float = 10_000
     train_fraction: float = 0.5
+    calibration_fraction: float = 0.2
     seed: int = 0
 
-    def load(self, table: str | Path, name: HistogramName) -> HistogramSet:
-        return load_histogram(
-            table, name, min_entries=self.min_entries, train_fraction=self.train_fraction, seed=self.seed
-        )
+
+def read_model_info(directory: str | Path) -> dict[str, Any]:
+    return dict(json.loads((Path(directory) / "model.json").read_text()))
 
 
-def train_model(
-    table: str | Path, name: HistogramName, config: AlgorithmConfig, prep: Preprocessing, out_dir: str | Path
-) -> dict[str, object]:
-    """Fit ``config``'s algorithm on ``name``'s training runs; write the model into ``out_dir``.
-
-    A histogram that was never read, or that has too few training runs for the algorithm, gets
-    a model folder whose ``model.json`` says ``"status": "failed"`` with the reason; its runs are
-    then scored NaN rather than the whole workflow stopping.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    base = {"histogram": name.column, **config.as_dict(), "preprocessing": asdict(prep)}
-    try:
-        data = prep.load(table, name)
-        start = time.perf_counter()
-        model = config.build().fit(data)
-        seconds = time.perf_counter() - start
-    except (KeyError, ValueError) as err:
-        info = {**base, "status": "failed", "error": str(err).strip("'\"")}
-        log.error("%s [%s]: no model: %s", name.column, config.tag, info["error"])
-        (out / "model.json").write_text(json.dumps(info, indent=1))
-        return info
-    model.save(out)
-    counts = {s: int((data.split == s).sum()) for s in ("train", "test", "low_stats", "missing")}
-    info = {
-        **base,
-        "status": "trained",
-        "runs": counts,
-        "low_stats_runs": data.runs[data.split == "low_stats"].tolist(),
-        "missing_runs": data.runs[data.split == "missing"].tolist(),
-        "fit_seconds": round(seconds, 3),
-    }
-    (out / "model.json").write_text(json.dumps(info, indent=1))
-    return info
-
-
-def score_model(
-    table: str | Path,
-    name: HistogramName,
+def train_chunk(
+    run_table: str | Path,
+    storage: str | Path,
     config: AlgorithmConfig,
     prep: Preprocessing,
-    model_dir: str | Path,
-    output: str | Path,
+    model_dirs: Mapping[str, str | Path],
+    record: str | Path,
+) -> dict[str, dict[str, Any]]:
+    """Fit ``config`` on the histograms of ``model_dirs`` ({column: output folder}).
+
+    A histogram that was never read, or that has too few usable training runs for the algorithm
+    (:class:`~dqmflow.algorithms.base.NotEnoughData`), gets a ``model.json`` with ``"status":
+    "failed"`` and the reason; its runs are scored NaN. Any other error stops the job and names
+    the histogram. Returns the ``model.json`` contents per column.
+    """
+    columns = list(model_dirs)
+    batch = load_batch(run_table, storage, columns, min_entries=prep.min_entries)
+    model = config.build()
+    start = time.perf_counter()
+    failures = model.fit(batch) if batch.histograms else {}
+    seconds = time.perf_counter() - start
+    for column in batch.never_read:
+        failures[column] = f"histogram {column!r} was not read from any file of {storage}"
+    trained = [c for c in columns if c not in failures]
+    dirs = {c: Path(model_dirs[c]) for c in columns}
+    for directory in dirs.values():
+        directory.mkdir(parents=True, exist_ok=True)
+    model.save({c: dirs[c] for c in trained})
+    base = {**config.as_dict(), "preprocessing": asdict(prep)}
+    infos: dict[str, dict[str, Any]] = {}
+    for column in columns:
+        info: dict[str, Any] = {"histogram": column, **base}
+        if column in failures:
+            info.update(status="failed", error=failures[column])
+            log.error("%s [%s]: no model: %s", column, config.tag, failures[column])
+        else:
+            data = batch[column]
+            info.update(
+                status="trained",
+                runs={s: int((data.split == s).sum()) for s in ("train", "calibration", "test", "low_stats", "missing")},
+                training_runs=data.runs[data.split == "train"].tolist(),
+                fit_seconds=round(seconds / max(len(trained), 1), 4),
+            )
+        (dirs[column] / "model.json").write_text(json.dumps(info, indent=1))
+        infos[column] = info
+    Path(record).parent.mkdir(parents=True, exist_ok=True)
+    Path(record).write_text(
+        json.dumps(
+            {
+                "algorithm": config.tag,
+                "histograms": columns,
+                "pool": sorted(int(r) for r in batch.runs),
+                "trained": len(trained),
+                "failed": failures,
+                "fit_seconds": round(seconds, 3),
+            }
+        )
+    )
+    return infos
+
+
+def read_pool(record: str | Path) -> list[int] | None:
+    """The runs a chunk's models were trained among (``None`` if it was never trained)."""
+    try:
+        return [int(r) for r in json.loads(Path(record).read_text())["pool"]]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        return None
+
+
+def score_chunk(
+    run_table: str | Path,
+    storage: str | Path,
+    config: AlgorithmConfig,
+    prep: Preprocessing,
+    model_dirs: Mapping[str, str | Path],
+    score_files: Mapping[str, str | Path],
+    reco_files: Mapping[str, str | Path],
+    *,
+    n_reconstructed: int = 10,
+    reco_runs: Sequence[int] = (),
 ) -> pd.DataFrame:
-    """Score every run of ``name`` with a trained model; write scores and reconstructions.
+    """Score every run of the run table with the chunk's trained models.
 
     Runs whose histogram is missing get a row with a NaN score, so none disappears; so do all
     runs when the model could not be trained. An empty histogram in a run that is not short
-    scores +inf for every algorithm.
+    scores +inf for every algorithm. For each histogram, reconstructions of the
+    ``n_reconstructed`` highest-scoring runs outside the training split and of ``reco_runs`` are
+    written to its ``reco_files`` entry. Returns the long score table of the chunk.
     """
-    info = json.loads((Path(model_dir) / "model.json").read_text())
-    try:
-        data = prep.load(table, name)
-    except KeyError:
-        data = _all_missing(table, name)
-    scores = np.full(len(data), np.nan)
-    n_bins = int(np.prod(data.shape))
-    reco_flat: list[np.ndarray | None] = [None] * len(data)
-    if info["status"] == "trained" and (data.split != "missing").any():
-        model = config.cls.load(Path(model_dir), config.params)
-        scorable = data.scorable
-        idx = np.flatnonzero(data.split != "missing")
-        scores[idx] = model.score(scorable)
-        # An empty histogram where the run is not short is as anomalous as it gets, whatever the
-        # algorithm's own measure says (an empty histogram "reconstructs" to almost nothing).
-        empty = scorable.counts.reshape(len(scorable), -1).sum(axis=1) == 0
-        scores[idx[empty & (scorable.split != "low_stats")]] = np.inf
-        reco = model.reconstruct(scorable)
-        if reco is not None:
-            for j, i in enumerate(idx):
-                reco_flat[i] = reco[j].reshape(-1)
-    frame = pd.DataFrame(
-        {
-            "run_number": data.runs.astype(np.int64),
-            "year": data.years.astype(np.int64),
-            "histogram": name.column,
-            "algorithm": config.tag,
-            "score": scores,
-            "label": data.labels.astype(np.int64),
-            "split": data.split,
-            "entries": data.entries,
-        }
+    columns = list(model_dirs)
+    infos = {c: read_model_info(model_dirs[c]) for c in columns}
+    trained = [c for c in columns if infos[c]["status"] == "trained"]
+    frozen = {c: infos[c]["training_runs"] for c in trained}
+    batch = load_batch(run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen)
+    runs = batch.runs
+    scores = np.full((len(runs), len(columns)), np.nan)
+    lo = hi = None
+    model = None
+    if trained:
+        model = config.load({c: Path(model_dirs[c]) for c in trained})
+        block = model.score(batch)
+        position = {c: j for j, c in enumerate(block.columns)}
+        for j, column in enumerate(columns):
+            if column in position and column in trained:
+                scores[:, j] = block.score[:, position[column]]
+        if block.score_lo is not None and block.score_hi is not None:
+            order = [position[c] for c in columns]
+            lo, hi = block.score_lo[:, order], block.score_hi[:, order]
+    frames = []
+    for j, column in enumerate(columns):
+        data = batch.histograms.get(column)
+        split = data.split if data is not None else np.full(len(runs), "missing")
+        entries = data.entries if data is not None else np.zeros(len(runs))
+        if data is not None and column in trained:
+            # An empty histogram where the run is not short is as anomalous as it gets, whatever
+            # the algorithm's own measure says (an empty histogram "reconstructs" to almost nothing).
+            empty = (data.counts.reshape(len(runs), -1).sum(axis=1) == 0) & ~np.isin(split, ("missing", "low_stats"))
+            scores[empty, j] = np.inf
+        frame = pd.DataFrame(
+            {
+                "run_number": runs.astype(np.int64),
+                "year": batch.table.years.astype(np.int64),
+                "histogram": column,
+                "algorithm": config.tag,
+                "score": scores[:, j],
+                "label": batch.table.labels.astype(np.int64),
+                "split": split,
+                "entries": entries.astype(np.float64),
+            }
+        )
+        if lo is not None and hi is not None:
+            frame["score_lo"], frame["score_hi"] = lo[:, j], hi[:, j]
+        check_score_table(frame, where=str(score_files[column]))
+        Path(score_files[column]).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(score_files[column], index=False)
+        frames.append(frame)
+        _write_reconstructions(
+            batch, column, frame, model if column in trained else None, reco_files[column], n_reconstructed, reco_runs
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _write_reconstructions(
+    batch: Batch,
+    column: str,
+    frame: pd.DataFrame,
+    model: Any,
+    output: str | Path,
+    n_reconstructed: int,
+    reco_runs: Sequence[int],
+) -> None:
+    """float32 originals (unit area) and reconstructions of the top runs and requested runs."""
+    candidates = frame[~frame["split"].isin(("train", "missing"))].sort_values("score", ascending=False, kind="stable")
+    chosen = list(dict.fromkeys([*candidates["run_number"].head(n_reconstructed).tolist(), *reco_runs]))
+    data = batch.histograms.get(column)
+    shape = list(data.shape) if data is not None else []
+    rows: dict[str, list[Any]] = {"run_number": [], "score": [], "original": [], "reconstruction": []}
+    if data is not None and chosen:
+        present = np.isin(batch.runs, chosen) & (data.split != "missing")
+        recos = model.reconstruct(batch, batch.runs[present]).get(column) if model is not None else None
+        originals = normalise(data.counts[present]).astype(np.float32)
+        for i, run in enumerate(batch.runs[present]):
+            rows["run_number"].append(int(run))
+            rows["score"].append(float(frame["score"].to_numpy()[present][i]))
+            rows["original"].append(originals[i].reshape(-1))
+            rows["reconstruction"].append(None if recos is None else np.asarray(recos[i], np.float32).reshape(-1))
+    schema = pa.schema(
+        [
+            ("run_number", pa.int64()),
+            ("score", pa.float64()),
+            ("original", pa.list_(pa.float32())),
+            ("reconstruction", pa.list_(pa.float32())),
+        ],
+        metadata={
+            "dqmflow": json.dumps(
+                {"histogram": column, "shape": shape, "edges": [e.tolist() for e in data.edges] if data else []}
+            )
+        },
     )
-    table_out = pa.Table.from_pandas(frame, preserve_index=False)
-    reco_type = pa.list_(pa.float64())
-    reco_col = pa.array([None if r is None else r for r in reco_flat], type=reco_type)
-    table_out = table_out.append_column("reconstruction", reco_col)
-    meta = {
-        "dqmflow": json.dumps({"shape": list(data.shape), "n_bins": n_bins, "edges": [e.tolist() for e in data.edges]})
-    }
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table_out.replace_schema_metadata(meta), output)
-    return frame
-
-
-def _all_missing(table: str | Path, name: HistogramName) -> HistogramSet:
-    """Every run of ``table`` marked missing, for a histogram no file contained."""
-    frame = pq.read_table(table, columns=["run_number", "year", "label"])
-    n = frame.num_rows
-    return HistogramSet(
-        name=name,
-        runs=frame["run_number"].to_numpy(),
-        years=frame["year"].to_numpy(),
-        labels=frame["label"].to_numpy(),
-        counts=np.zeros((n, 1)),
-        entries=np.zeros(n),
-        split=np.full(n, "missing"),
-        edges=(np.array([0.0, 1.0]),),
-    )
+    pq.write_table(pa.table(rows, schema=schema), output)
 
 
 def collect_scores(paths: Sequence[str | Path], output: str | Path) -> pd.DataFrame:
     """Concatenate per-(histogram, algorithm) score files into the long ``scores.parquet``."""
-    frames = [pq.read_table(p, columns=SCORE_COLUMNS).to_pandas() for p in paths]
+    frames = [pd.read_parquet(p) for p in paths]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
     frame = frame.sort_values(["algorithm", "histogram", "run_number"], kind="stable", ignore_index=True)
+    check_score_table(frame, where=str(output))
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(output, index=False)
     return frame

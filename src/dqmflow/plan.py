@@ -8,7 +8,9 @@ this here (not in ``.smk`` files) makes it unit-testable without Snakemake.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,10 +18,11 @@ from typing import Any
 
 from dqmflow.algorithms.base import AlgorithmConfig, load_configs
 from dqmflow.discover import DqmFile, Selection, batch_of, read_catalog, select
-from dqmflow.metadata import Datasets, load_contents, load_datasets
+from dqmflow.metadata import BAD, Datasets, load_contents, load_datasets
 from dqmflow.names import HistogramName
+from dqmflow.runtable import uniform
 
-__all__ = ["DEMO_DIR", "Plan", "export_source_path"]
+__all__ = ["DEMO_DIR", "Chunk", "Plan", "export_source_path"]
 
 DEMO_DIR = "results/demo"
 
@@ -38,23 +41,88 @@ def _catalog(path: str, mtime: float) -> tuple[DqmFile, ...]:
 
 
 @dataclass(frozen=True)
+class Chunk:
+    """The histograms one model job handles: up to ``histograms_per_job`` of one subsystem."""
+
+    id: str  # e.g. "CSC-1": names logs, benchmarks and the training record
+    subsystem: str
+    histograms: tuple[HistogramName, ...]
+
+    @property
+    def rule_suffix(self) -> str:
+        """``id`` as a Snakemake rule name suffix (letters, digits, ``_``)."""
+        return re.sub(r"\W", "_", self.id)
+
+    @property
+    def columns(self) -> list[str]:
+        return [h.column for h in self.histograms]
+
+    @property
+    def slugs(self) -> list[str]:
+        return [h.slug for h in self.histograms]
+
+
+@dataclass(frozen=True)
 class Plan:
     source: str
     histograms: tuple[HistogramName, ...]
     datasets: Datasets
     algorithms: Mapping[str, AlgorithmConfig]
     runs_per_batch: int
+    histograms_per_job: int = 100
+    seed: int = 0
+    train_fraction: float = 0.5
+    retrain: bool = False
     _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Plan:
+        prep = config.get("preprocessing", {})
         return cls(
             source=config["source"],
             histograms=tuple(load_contents(config["contents"])),
             datasets=load_datasets(config["datasets"]),
             algorithms=load_configs(list(config["algorithms"])),
             runs_per_batch=int(config["fetch"]["runs_per_batch"]),
+            histograms_per_job=int(config.get("histograms_per_job", 100)),
+            seed=int(prep.get("seed", 0)),
+            train_fraction=float(prep.get("train_fraction", 0.5)),
+            retrain=bool(config.get("retrain", False)),
         )
+
+    @functools.cached_property
+    def chunks(self) -> tuple[Chunk, ...]:
+        """Each subsystem's histograms, in contents order, cut into jobs of ``histograms_per_job``."""
+        out: list[Chunk] = []
+        for subsystem in self.subsystems:
+            names = [h for h in self.histograms if h.subsystem == subsystem]
+            for k, start in enumerate(range(0, len(names), self.histograms_per_job), start=1):
+                out.append(Chunk(f"{subsystem}-{k}", subsystem, tuple(names[start : start + self.histograms_per_job])))
+        suffixes = [c.rule_suffix for c in out]
+        if len(set(suffixes)) != len(suffixes):
+            raise ValueError(f"subsystem names collide once '-' is read as '_': {sorted(self.subsystems)}")
+        return tuple(out)
+
+    def training_fingerprint(self, selection: Selection, pool: Sequence[int] | None) -> str:
+        """What a chunk's models depend on among the runs: their training candidates' data and labels.
+
+        ``pool`` is the run list of the chunk's training record (the runs that existed when it was
+        trained), or ``None`` if it never was. Runs added since are not candidates, so adding runs
+        retrains nothing; a candidate whose file changed, that left the selection, or whose label
+        went to or from bad changes the fingerprint and retrains the chunk. With ``retrain`` the
+        pool is every selected run: models whose training set would grow are retrained.
+        """
+        files = selection.files
+        runs = sorted(files) if pool is None or self.retrain else sorted(r for r in pool if r in files)
+        key = ("fingerprint", id(selection), hash(tuple(runs)))
+        if key not in self._memo:
+            digest = hashlib.sha1(f"{self.seed}:{self.train_fraction}".encode())
+            for run in runs:
+                if uniform(run, self.seed) < self.train_fraction:
+                    is_bad = self.datasets.label(run) == BAD
+                    digest.update(f"{run}|{files[run].signature}|{int(is_bad)}\n".encode())
+            self._memo[key] = (selection, digest.hexdigest()[:20])
+        return str(self._memo[key][1])
 
     @property
     def is_demo(self) -> bool:

@@ -1,38 +1,32 @@
-"""From the merged table to model inputs: one histogram's runs, normalised, cut and split.
+"""From the run table and the histogram storage to model inputs: runs x histograms, cut and split.
 
+* The run's split comes from the run table (:mod:`dqmflow.runtable`): decided once, the same for
+  every histogram and algorithm.
 * Normalisation: every histogram is scaled to unit area (AutoDQM_ML); an empty one stays zero.
-* Low statistics: a histogram with fewer entries than ``min_entries`` (default 10,000) is never
-  used for training. A *run* is marked ``low_stats`` (scored, but left out of the metrics) when
-  most of its histograms are below ``min_entries``: a short run. A single low or empty histogram
-  in a run with enough statistics is itself suspicious, so that run stays in the test split.
-* Split: a run's split is drawn from a hash of (seed, run number), so it never changes when
-  other runs are added or removed. Runs labelled bad are never in ``train``.
-* Runs where the histogram could not be read are marked ``missing`` and get no score.
+* Per histogram, a run of the ``train`` split is fitted on only if its histogram was read and
+  has at least ``min_entries`` entries (default 10,000). A train run whose histogram is below
+  that is scored as ``test`` for that histogram: a single low or empty histogram in a full run is
+  itself suspicious. Runs where the histogram could not be read are ``missing`` and get no score.
+* A model keeps the training runs it was fitted on: runs added later (``frozen_training``) are
+  scored out of sample (``test``) until the user asks to retrain.
+
+This module reads parquet through :mod:`dqmflow.storage` and :mod:`dqmflow.runtable` only; it
+never imports the fetch layer (uproot, awkward).
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from dqmflow.metadata import BAD
 from dqmflow.names import HistogramName
+from dqmflow.runtable import SPLITS, RunTable, read_run_table
+from dqmflow.storage import read_counts
 
-__all__ = ["SPLITS", "HistogramSet", "assign_split", "load_histogram", "normalise"]
-
-SPLITS = ("train", "test", "low_stats", "missing")
-
-
-def assign_split(run: int, seed: int, train_fraction: float) -> str:
-    """``'train'`` or ``'test'`` for ``run``, stable under adding or removing other runs."""
-    digest = hashlib.blake2b(f"{seed}:{run}".encode(), digest_size=8).digest()
-    u = int.from_bytes(digest, "big") / 2**64
-    return "train" if u < train_fraction else "test"
+__all__ = ["SPLITS", "Batch", "HistogramSet", "load_batch", "normalise"]
 
 
 def normalise(counts: np.ndarray) -> np.ndarray:
@@ -52,7 +46,7 @@ class HistogramSet:
     labels: np.ndarray
     counts: np.ndarray  # (n_runs, nx) or (n_runs, nx, ny)
     entries: np.ndarray
-    split: np.ndarray  # one of SPLITS per run
+    split: np.ndarray  # one of SPLITS per run, for this histogram
     edges: tuple[np.ndarray, ...]
 
     def __len__(self) -> int:
@@ -64,7 +58,7 @@ class HistogramSet:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.counts.shape[1:]
+        return tuple(self.counts.shape[1:])
 
     def subset(self, mask: np.ndarray) -> HistogramSet:
         return HistogramSet(
@@ -87,59 +81,91 @@ class HistogramSet:
         return self.subset(self.split != "missing")
 
 
-def _to_numpy(column: pa.ChunkedArray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    arr = column.combine_chunks()
-    valid = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    flat = arr
-    for _ in shape:
-        flat = flat.flatten()
-    values = np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float64)
-    out = np.zeros((len(arr), *shape))
-    out[valid] = values.reshape((int(valid.sum()), *shape))
-    return out, valid
+@dataclass(frozen=True)
+class Batch:
+    """Runs x histograms: the rows of the run table and the histograms of one job.
+
+    ``histograms`` holds one :class:`HistogramSet` per column, all over the same runs (in the
+    run table's order), with the per-histogram split described in the module docstring. A
+    histogram that no file contained is in ``never_read`` instead.
+    """
+
+    table: RunTable
+    histograms: dict[str, HistogramSet]
+    never_read: tuple[str, ...] = ()
+
+    @property
+    def runs(self) -> np.ndarray:
+        return self.table.runs
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.histograms)
+
+    def __getitem__(self, column: str) -> HistogramSet:
+        return self.histograms[column]
 
 
-def short_runs(table: pa.Table, entry_columns: list[str], min_entries: float) -> np.ndarray:
-    """Runs where most of the histograms read have fewer than ``min_entries`` entries."""
-    entries = np.column_stack([table[c].to_numpy(zero_copy_only=False) for c in entry_columns])
-    read = ~np.isnan(entries)
-    low = (entries < min_entries) & read
-    return low.sum(axis=1) * 2 > np.maximum(read.sum(axis=1), 1)
+def histogram_split(
+    run_split: np.ndarray,
+    valid: np.ndarray,
+    entries: np.ndarray,
+    min_entries: float,
+    fitted: np.ndarray | None = None,
+) -> np.ndarray:
+    """Split of every run for one histogram (see the module docstring); ``fitted``, if given,
+    marks the runs a model was actually trained on (the rest of ``train`` becomes ``test``)."""
+    split = np.asarray(run_split, dtype=object).copy()
+    usable = valid & (np.nan_to_num(entries, nan=0.0) >= min_entries)
+    split[(split == "train") & ~usable] = "test"
+    if fitted is not None:
+        split[(split == "train") & ~fitted] = "test"
+    split[~valid] = "missing"
+    return split.astype(str)
 
 
-def load_histogram(
-    table_path: str | Path,
-    name: HistogramName,
+def load_batch(
+    run_table: str | Path,
+    storage: str | Path,
+    columns: Sequence[str],
     *,
     min_entries: float = 10_000,
-    train_fraction: float = 0.5,
-    seed: int = 0,
-) -> HistogramSet:
-    """Read one histogram of the merged table and assign every run's split."""
-    from dqmflow.merge import read_histogram_metadata
+    frozen_training: Mapping[str, Collection[int]] | None = None,
+) -> Batch:
+    """Read ``columns`` (one subsystem's histograms) for every run of the run table.
 
-    meta = read_histogram_metadata(table_path)["histograms"]
-    if name.column not in meta:
-        raise KeyError(f"histogram {name.column!r} was not read from any file of {table_path}")
-    info = meta[name.column]
-    shape = tuple(info["shape"])
-    entry_columns = [f"{column}_entries" for column in meta]
-    table = pq.read_table(table_path, columns=["run_number", "year", "label", name.column, *entry_columns])
-    counts, valid = _to_numpy(table[name.column], shape)
-    runs = table["run_number"].to_numpy()
-    labels = table["label"].to_numpy()
-    entries = np.nan_to_num(table[f"{name.column}_entries"].to_numpy(zero_copy_only=False), nan=0.0)
-    split = np.array([assign_split(int(r), seed, train_fraction) for r in runs], dtype=object)
-    split[((labels == BAD) | (entries < min_entries)) & (split == "train")] = "test"
-    split[short_runs(table, entry_columns, min_entries)] = "low_stats"
-    split[~valid] = "missing"
-    return HistogramSet(
-        name=name,
-        runs=runs,
-        years=table["year"].to_numpy(),
-        labels=labels,
-        counts=counts,
-        entries=entries,
-        split=split.astype(str),
-        edges=tuple(np.asarray(e) for e in info["edges"]),
-    )
+    ``frozen_training``, if given, maps a column to the runs its model was trained on: other runs
+    of the ``train`` split (runs added since) are scored as ``test`` for that histogram.
+    """
+    table = read_run_table(run_table, columns)
+    runs, counts, info = read_counts(storage, columns)
+    position = {int(r): i for i, r in enumerate(runs)}
+    rows = np.array([position.get(int(r), -1) for r in table.runs], dtype=np.int64)
+    histograms: dict[str, HistogramSet] = {}
+    for column in columns:
+        if column not in counts:
+            continue
+        stored, stored_valid = counts[column]
+        shape = info[column].shape
+        present = rows >= 0
+        values = np.zeros((len(rows), *shape))
+        values[present] = stored[rows[present]]
+        valid = np.zeros(len(rows), dtype=bool)
+        valid[present] = stored_valid[rows[present]]
+        entries = np.where(valid, np.nan_to_num(table.entries[column], nan=0.0), 0.0)
+        fitted = None
+        if frozen_training is not None and column in frozen_training:
+            frozen = {int(r) for r in frozen_training[column]}
+            fitted = np.array([int(r) in frozen for r in table.runs], dtype=bool)
+        histograms[column] = HistogramSet(
+            name=HistogramName.from_column(column),
+            runs=table.runs,
+            years=table.years,
+            labels=table.labels,
+            counts=values,
+            entries=entries,
+            split=histogram_split(table.split, valid, entries, min_entries, fitted),
+            edges=info[column].edges,
+        )
+    never_read = tuple(c for c in columns if c not in counts)
+    return Batch(table, histograms, never_read)

@@ -1,7 +1,7 @@
 rule assess:
     input:
-        scores=score_files,
-        table="results/{pd}/histograms.parquet",
+        scores=algorithm_score_files,
+        reco=reco_files,
         config=algorithm_file,
     output:
         metrics=report(

@@ -12,6 +12,7 @@ export_source_path(Path(workflow.basedir).parent / "src")
 
 from dqmflow.names import SLUG_PATTERN, HistogramName
 from dqmflow.plan import DEMO_DIR, Plan
+from dqmflow.models import read_pool
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -27,11 +28,6 @@ wildcard_constraints:
     batch=r"R\d+x+",
     algo=r"[A-Za-z0-9_-]+",
     hist=SLUG_PATTERN,
-
-
-def histogram(wildcards):
-    """AutoDQM_ML column name of the {hist} slug."""
-    return HistogramName.from_slug(wildcards.hist).column
 
 
 def discover_input(wildcards):
@@ -71,16 +67,43 @@ def selection_problems(wildcards):
 
 
 def algorithm_file(wildcards):
-    return PLAN.algorithms[wildcards.algo].path
+    """The algorithm config file: ancient, so that editing its description or comments reruns
+    nothing; what matters to a job is its validated params (``algorithm_params``)."""
+    return ancient(PLAN.algorithms[wildcards.algo].path)
 
 
 def algorithm_params(wildcards):
     return PLAN.algorithms[wildcards.algo].as_dict()
 
 
+def model_dirs(chunk):
+    return [f"results/{{pd}}/models/{{algo}}/{slug}" for slug in chunk.slugs]
+
+
+def training_record(chunk):
+    return f"results/{{pd}}/training/{{algo}}/{chunk.id}.json"
+
+
+def training_fingerprint(chunk):
+    """Changes (and retrains the chunk) only when its training runs' data or labels change."""
+
+    def inner(wildcards):
+        record = training_record(chunk).format(pd=wildcards.pd, algo=wildcards.algo)
+        return PLAN.training_fingerprint(selection(wildcards.pd), read_pool(record))
+
+    return inner
+
+
 def score_files(wildcards):
-    tags = [wildcards.algo] if hasattr(wildcards, "algo") else PLAN.tags
-    return [f"results/{wildcards.pd}/scores/{tag}/{slug}.parquet" for tag in tags for slug in PLAN.slugs]
+    return [f"results/{wildcards.pd}/scores/{tag}/{slug}.parquet" for tag in PLAN.tags for slug in PLAN.slugs]
+
+
+def algorithm_score_files(wildcards):
+    return [f"results/{wildcards.pd}/scores/{wildcards.algo}/{slug}.parquet" for slug in PLAN.slugs]
+
+
+def reco_files(wildcards):
+    return [f"results/{wildcards.pd}/reco/{wildcards.algo}/{slug}.parquet" for slug in PLAN.slugs]
 
 
 def assessment_files(name):

@@ -62,8 +62,11 @@ rule merge:
             category="Data",
             labels={"dataset": "{pd}", "table": "fetch report"},
         ),
+        entries="results/{pd}/entries.parquet",
+        storage=expand("results/{{pd}}/data/{subsystem}.parquet", subsystem=PLAN.subsystems),
     params:
         histograms=[h.column for h in PLAN.histograms],
+        subsystems=PLAN.subsystems,
         labels=labels,
         problems=selection_problems,
     log:
@@ -76,3 +79,18 @@ rule merge:
         ENV
     script:
         "../scripts/merge.py"
+
+
+rule run_table:
+    input:
+        entries="results/{pd}/entries.parquet",
+    output:
+        runs="results/{pd}/runs.parquet",
+    params:
+        preprocessing=config["preprocessing"],
+    log:
+        "logs/{pd}/run_table.log",
+    conda:
+        ENV
+    script:
+        "../scripts/run_table.py"

@@ -1,48 +1,66 @@
-rule train:
-    input:
-        table="results/{pd}/histograms.parquet",
-        config=algorithm_file,
-    output:
-        model=directory("results/{pd}/models/{algo}/{hist}"),
-    params:
-        histogram=histogram,
-        algorithm=algorithm_params,
-        preprocessing=config["preprocessing"],
-    log:
-        "logs/{pd}/train/{algo}/{hist}.log",
-    benchmark:
-        "benchmarks/{pd}/train/{algo}/{hist}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-    conda:
-        ENV
-    script:
-        "../scripts/train.py"
+# Model jobs: one job trains (or scores) every histogram of a chunk (up to histograms_per_job of
+# one subsystem) for one algorithm config. Rules are made per chunk so that every histogram keeps
+# its own outputs (models/ALGO/HIST/, scores/ALGO/HIST.parquet) that can be asked for alone.
+# Training reads its inputs as ancient: a model reruns when its params, code or training
+# fingerprint (training_fingerprint in common.smk) change, not when runs are added.
 
+for chunk in PLAN.chunks:
 
-rule score:
-    input:
-        table="results/{pd}/histograms.parquet",
-        model="results/{pd}/models/{algo}/{hist}",
-        config=algorithm_file,
-    output:
-        scores="results/{pd}/scores/{algo}/{hist}.parquet",
-    params:
-        histogram=histogram,
-        algorithm=algorithm_params,
-        preprocessing=config["preprocessing"],
-    log:
-        "logs/{pd}/score/{algo}/{hist}.log",
-    benchmark:
-        "benchmarks/{pd}/score/{algo}/{hist}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-    conda:
-        ENV
-    script:
-        "../scripts/score.py"
+    rule:
+        name:
+            f"train_{chunk.rule_suffix}"
+        input:
+            fetch_checkpoints,
+            runs=ancient("results/{pd}/runs.parquet"),
+            storage=ancient(f"results/{{pd}}/data/{chunk.subsystem}.parquet"),
+            config=algorithm_file,
+        output:
+            models=[directory(path) for path in model_dirs(chunk)],
+            record=training_record(chunk),
+        params:
+            histograms=chunk.columns,
+            algorithm=algorithm_params,
+            preprocessing=config["preprocessing"],
+            training=training_fingerprint(chunk),
+        log:
+            f"logs/{{pd}}/train/{{algo}}/{chunk.id}.log",
+        benchmark:
+            f"benchmarks/{{pd}}/train/{{algo}}/{chunk.id}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+        conda:
+            ENV
+        script:
+            "../scripts/train.py"
+
+    rule:
+        name:
+            f"score_{chunk.rule_suffix}"
+        input:
+            runs="results/{pd}/runs.parquet",
+            storage=f"results/{{pd}}/data/{chunk.subsystem}.parquet",
+            models=model_dirs(chunk),
+            config=algorithm_file,
+        output:
+            scores=[f"results/{{pd}}/scores/{{algo}}/{slug}.parquet" for slug in chunk.slugs],
+            reco=[f"results/{{pd}}/reco/{{algo}}/{slug}.parquet" for slug in chunk.slugs],
+        params:
+            histograms=chunk.columns,
+            algorithm=algorithm_params,
+            preprocessing=config["preprocessing"],
+            assessment=config["assessment"],
+        log:
+            f"logs/{{pd}}/score/{{algo}}/{chunk.id}.log",
+        benchmark:
+            f"benchmarks/{{pd}}/score/{{algo}}/{chunk.id}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+        conda:
+            ENV
+        script:
+            "../scripts/score.py"
 
 
 rule collect_scores:

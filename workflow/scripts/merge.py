@@ -18,6 +18,8 @@ report = merge(
     snakemake.output.table,
     snakemake.output.report,
     extra_problems=snakemake.params.problems,
+    storage=dict(zip(snakemake.params.subsystems, snakemake.output.storage, strict=True)),
+    entries=snakemake.output.entries,
 )
 for status, count in report["status"].value_counts().items():
     log.warning("%d fetch report rows with status %s (see %s)", count, status, snakemake.output.report)

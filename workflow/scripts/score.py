@@ -1,17 +1,21 @@
-"""Score every run with one trained model (rule score)."""
+"""Score every run with the trained models of a chunk (rules score_<CHUNK>)."""
 
 from dqmflow.algorithms import load_config
-from dqmflow.models import Preprocessing, score_model
-from dqmflow.names import HistogramName
+from dqmflow.models import Preprocessing, score_chunk
 from dqmflow.scriptlog import setup
 
 log = setup(snakemake)
-frame = score_model(
-    snakemake.input.table,
-    HistogramName.from_column(snakemake.params.histogram),
+columns = snakemake.params.histograms
+settings = snakemake.params.assessment
+frame = score_chunk(
+    snakemake.input.runs,
+    snakemake.input.storage,
     load_config(snakemake.input.config),
     Preprocessing(**snakemake.params.preprocessing),
-    snakemake.input.model,
-    snakemake.output.scores,
+    dict(zip(columns, snakemake.input.models, strict=True)),
+    dict(zip(columns, snakemake.output.scores, strict=True)),
+    dict(zip(columns, snakemake.output.reco, strict=True)),
+    n_reconstructed=max(settings["n_reconstructed"], settings["n_example_runs"]),
+    reco_runs=settings["reco_runs"],
 )
-log.info("scored %d runs (%s)", frame["score"].notna().sum(), frame["split"].value_counts().to_dict())
+log.info("%d scores of %d histograms (%s)", frame["score"].notna().sum(), len(columns), frame["split"].value_counts().to_dict())

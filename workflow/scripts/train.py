@@ -1,16 +1,17 @@
-"""Train one model for one histogram and algorithm config (rule train)."""
+"""Train one algorithm config on every histogram of a chunk (rules train_<CHUNK>)."""
 
 from dqmflow.algorithms import load_config
-from dqmflow.models import Preprocessing, train_model
-from dqmflow.names import HistogramName
+from dqmflow.models import Preprocessing, train_chunk
 from dqmflow.scriptlog import setup
 
 log = setup(snakemake)
-info = train_model(
-    snakemake.input.table,
-    HistogramName.from_column(snakemake.params.histogram),
+infos = train_chunk(
+    snakemake.input.runs,
+    snakemake.input.storage,
     load_config(snakemake.input.config),
     Preprocessing(**snakemake.params.preprocessing),
-    snakemake.output.model,
+    dict(zip(snakemake.params.histograms, snakemake.output.models, strict=True)),
+    snakemake.output.record,
 )
-log.info("%s [%s]: %s", info["histogram"], info["tag"], info.get("status", "trained"))
+failed = [column for column, info in infos.items() if info["status"] != "trained"]
+log.info("%d of %d histograms trained [%s]", len(infos) - len(failed), len(infos), snakemake.wildcards.algo)

@@ -19,12 +19,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import numpy as np
 
-from dqmflow.algorithms.base import ReconstructionAlgorithm, param, register
-from dqmflow.preprocess import HistogramSet, assign_split
+from dqmflow.algorithms.base import NotEnoughData, ReconstructionAlgorithm, param, register
+from dqmflow.algorithms.losses import LossName
+from dqmflow.preprocess import HistogramSet
+from dqmflow.runtable import assign_split
 
 
 def _keras() -> Any:
@@ -69,10 +71,10 @@ class DenseAutoencoder(ReconstructionAlgorithm):
         learning_rate: float = param(1e-3, "Adam learning rate", minimum=0.0)
         validation_fraction: float = param(0.2, "training runs held out for early stopping", 0.0, 0.9)
         seed: int = param(0, "seed of weights, shuffling and the validation split")
-        loss: Literal["sse", "mse", "mse_top_n", "chi2"] = param(
-            "sse", "score: loss between histogram and reconstruction"
-        )
+        loss: LossName = param("sse", "score: loss between histogram and reconstruction")
         top_n: int = param(10, "bins averaged by the mse_top_n loss", minimum=1)
+
+    params: Params
 
     def __init__(self, params: Params) -> None:
         super().__init__(params)
@@ -104,7 +106,7 @@ class DenseAutoencoder(ReconstructionAlgorithm):
         p = self.params
         train = data.training
         if len(train) < 2:
-            raise ValueError(f"{data.name.column}: the autoencoder needs at least 2 training runs, got {len(train)}")
+            raise NotEnoughData(f"{data.name.column}: the autoencoder needs at least 2 training runs, got {len(train)}")
         keras.utils.set_random_seed(p.seed)
         x = train.normalised.reshape(len(train), -1) * train.normalised[0].size
         val = np.array([assign_split(int(r), p.seed + 1, p.validation_fraction) == "train" for r in train.runs])

@@ -33,26 +33,40 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import yaml
 
-from dqmflow.preprocess import HistogramSet
+from dqmflow.algorithms.losses import reconstruction_loss
+from dqmflow.preprocess import Batch, HistogramSet
 
 __all__ = [
     "REGISTRY",
     "Algorithm",
     "AlgorithmConfig",
     "ConfigError",
+    "MultiHistogramAlgorithm",
+    "NotEnoughData",
+    "PerHistogram",
     "ReconstructionAlgorithm",
+    "ScoreBlock",
     "get_algorithm",
     "load_config",
     "param",
     "register",
 ]
 
-REGISTRY: dict[str, type[Algorithm]] = {}
+REGISTRY: dict[str, type[Algorithm] | type[MultiHistogramAlgorithm]] = {}
 TAG_PATTERN = r"[A-Za-z0-9_-]+"
+_NOT_ALGORITHMS = {"base", "losses"}
 
 
 class ConfigError(ValueError):
     """An algorithm config file is invalid."""
+
+
+class NotEnoughData(ValueError):
+    """A histogram has too few usable runs for the algorithm.
+
+    The only error a model job turns into a "failed" model (recorded with this message, its runs
+    scored NaN); any other exception stops the job, naming the histogram.
+    """
 
 
 def param(default: Any, help: str, minimum: float | None = None, maximum: float | None = None) -> Any:
@@ -60,10 +74,13 @@ def param(default: Any, help: str, minimum: float | None = None, maximum: float 
     return dataclasses.field(default=default, metadata={"help": help, "minimum": minimum, "maximum": maximum})
 
 
-def register(name: str):
+AlgorithmClass = typing.TypeVar("AlgorithmClass", bound="type[Algorithm] | type[MultiHistogramAlgorithm]")
+
+
+def register(name: str) -> typing.Callable[[AlgorithmClass], AlgorithmClass]:
     """Class decorator: make an algorithm available under ``name`` in config files."""
 
-    def wrap(cls: type[Algorithm]) -> type[Algorithm]:
+    def wrap(cls: AlgorithmClass) -> AlgorithmClass:
         if name in REGISTRY and REGISTRY[name] is not cls:
             raise RuntimeError(f"algorithm name {name!r} registered twice")
         cls.name = name
@@ -77,11 +94,11 @@ def _discover() -> None:
     import dqmflow.algorithms as package
 
     for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_") and module.name != "base":
+        if not module.name.startswith("_") and module.name not in _NOT_ALGORITHMS:
             importlib.import_module(f"{package.__name__}.{module.name}")
 
 
-def get_algorithm(name: str) -> type[Algorithm]:
+def get_algorithm(name: str) -> type[Algorithm] | type[MultiHistogramAlgorithm]:
     """The class registered as ``name``."""
     if not REGISTRY:
         _discover()
@@ -92,11 +109,16 @@ def get_algorithm(name: str) -> type[Algorithm]:
 
 
 class Algorithm(ABC):
-    """Base class of all algorithms (see the module docstring for the contract)."""
+    """Base class of per-histogram algorithms (see the module docstring for the contract).
+
+    The workflow trains them through :class:`PerHistogram`, which fits one independent model per
+    histogram of a job's batch.
+    """
 
     name: ClassVar[str] = ""
     #: What :meth:`reconstruct` returns, in words (for plot legends).
     reconstruction_label: ClassVar[str] = "reconstruction"
+    params: Any
 
     @dataclasses.dataclass(frozen=True)
     class Params:
@@ -129,43 +151,134 @@ class Algorithm(ABC):
         """Read a model written by :meth:`save`."""
 
 
-LOSSES = ("sse", "mse", "mse_top_n", "chi2")
-
-
-def reconstruction_loss(
-    x: np.ndarray, reco: np.ndarray, kind: str, top_n: int, counts: np.ndarray | None = None
-) -> np.ndarray:
-    """Per-run distance between unit-area histograms ``x`` and reconstructions (runs first).
-
-    ``sse``: sum of squared residuals (AutoDQM_ML); ``mse``: their mean; ``mse_top_n``: mean of the
-    ``top_n`` largest squared residuals (CMS ML4DQM), which a local defect cannot hide in;
-    ``chi2``: mean Poisson pull squared, (d - N r)^2 / max(N r, 1) with d the raw ``counts`` and N
-    their total, which does not grow for runs with fewer entries the way ``sse`` does.
-    """
-    if kind == "chi2":
-        if counts is None:
-            raise ValueError("the chi2 loss needs the raw counts")
-        d = counts.reshape(len(counts), -1)
-        expected = np.clip(reco.reshape(len(reco), -1), 0.0, None) * d.sum(axis=1, keepdims=True)
-        return ((d - expected) ** 2 / np.maximum(expected, 1.0)).mean(axis=1)
-    sq = ((x - reco) ** 2).reshape(len(x), -1)
-    if kind == "sse":
-        return sq.sum(axis=1)
-    if kind == "mse":
-        return sq.mean(axis=1)
-    if kind == "mse_top_n":
-        n = min(top_n, sq.shape[1])
-        return np.sort(sq, axis=1)[:, -n:].mean(axis=1)
-    raise ValueError(f"unknown loss {kind!r}; choose from {LOSSES}")
-
-
 class ReconstructionAlgorithm(Algorithm):
     """An algorithm whose score is a loss between a histogram and its reconstruction."""
 
     def score(self, data: HistogramSet) -> np.ndarray:
         reco = self.reconstruct(data)
-        assert reco is not None
+        if reco is None:
+            raise RuntimeError(f"{type(self).__name__}.reconstruct returned nothing")
         return reconstruction_loss(data.normalised, reco, self.params.loss, self.params.top_n, data.counts)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreBlock:
+    """Scores of runs x histograms: ``score[i, j]`` is run ``i``'s score for ``columns[j]``.
+
+    NaN where a run was not scored (histogram missing, model not trained). ``score_lo`` and
+    ``score_hi``, when an algorithm gives them, bound the score (e.g. a band over seeds).
+    """
+
+    columns: list[str]
+    score: np.ndarray
+    score_lo: np.ndarray | None = None
+    score_hi: np.ndarray | None = None
+
+
+class MultiHistogramAlgorithm(ABC):
+    """The contract over runs x histograms that every model job uses.
+
+    ``fit`` learns from a :class:`~dqmflow.preprocess.Batch` (the run table and several
+    histograms of the same runs) and returns, per histogram it could not fit, the reason;
+    ``score`` gives a :class:`ScoreBlock`; ``reconstruct`` gives the expected unit-area
+    histograms of the requested runs only. A multi-histogram algorithm (e.g. one network over a
+    group of histograms) implements this directly; per-histogram ones plug in via
+    :class:`PerHistogram`.
+    """
+
+    name: ClassVar[str] = ""
+    reconstruction_label: ClassVar[str] = "reconstruction"
+    params: Any
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        pass
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    @abstractmethod
+    def fit(self, batch: Batch) -> dict[str, str]:
+        """Learn from the ``train`` runs; returns {column: reason} for histograms not fitted."""
+
+    @abstractmethod
+    def score(self, batch: Batch) -> ScoreBlock:
+        """Scores of every run and histogram of ``batch``."""
+
+    def reconstruct(self, batch: Batch, runs: np.ndarray) -> dict[str, np.ndarray]:
+        """Expected unit-area histograms of ``runs`` per column (columns without one left out)."""
+        return {}
+
+    @abstractmethod
+    def save(self, directories: Mapping[str, Path]) -> None:
+        """Write the fitted model; ``directories`` holds one existing folder per fitted column."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directories: Mapping[str, Path], params: Any) -> Self:
+        """Read a model written by :meth:`save` for the given columns."""
+
+
+class PerHistogram(MultiHistogramAlgorithm):
+    """Adapter: one independent :class:`Algorithm` per histogram of the batch."""
+
+    def __init__(self, algorithm: type[Algorithm], params: Any) -> None:
+        super().__init__(params)
+        self.algorithm = algorithm
+        self.reconstruction_label = algorithm.reconstruction_label
+        self.models: dict[str, Algorithm] = {}
+
+    def fit(self, batch: Batch) -> dict[str, str]:
+        failures: dict[str, str] = {}
+        for column, data in batch.histograms.items():
+            try:
+                self.models[column] = self.algorithm(self.params).fit(data)
+            except NotEnoughData as err:
+                failures[column] = str(err)
+            except Exception as err:
+                err.add_note(f"while training {self.algorithm.name} on histogram {column!r}")
+                raise
+        return failures
+
+    def _each(self, batch: Batch) -> typing.Iterator[tuple[int, str, Algorithm, HistogramSet]]:
+        for j, column in enumerate(batch.columns):
+            model = self.models.get(column)
+            if model is not None:
+                yield j, column, model, batch[column]
+
+    def score(self, batch: Batch) -> ScoreBlock:
+        scores = np.full((len(batch.runs), len(batch.columns)), np.nan)
+        for j, column, model, data in self._each(batch):
+            rows = np.flatnonzero(data.split != "missing")
+            try:
+                scores[rows, j] = model.score(data.subset(data.split != "missing"))
+            except Exception as err:
+                err.add_note(f"while scoring {self.algorithm.name} on histogram {column!r}")
+                raise
+        return ScoreBlock(batch.columns, scores)
+
+    def reconstruct(self, batch: Batch, runs: np.ndarray) -> dict[str, np.ndarray]:
+        wanted = np.isin(batch.runs, runs)
+        out: dict[str, np.ndarray] = {}
+        for _, column, model, data in self._each(batch):
+            reco = model.reconstruct(data.subset(wanted))
+            if reco is not None:
+                out[column] = reco
+        return out
+
+    def save(self, directories: Mapping[str, Path]) -> None:
+        for column, directory in directories.items():
+            self.models[column].save(directory)
+
+    @classmethod
+    def load(cls, directories: Mapping[str, Path], params: Any) -> Self:
+        raise TypeError("load a PerHistogram adapter with PerHistogram.load_for")
+
+    @classmethod
+    def load_for(cls, algorithm: type[Algorithm], directories: Mapping[str, Path], params: Any) -> PerHistogram:
+        adapter = cls(algorithm, params)
+        adapter.models = {column: algorithm.load(directory, params) for column, directory in directories.items()}
+        return adapter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,11 +292,22 @@ class AlgorithmConfig:
     path: str = ""
 
     @property
-    def cls(self) -> type[Algorithm]:
+    def cls(self) -> type[Algorithm] | type[MultiHistogramAlgorithm]:
         return get_algorithm(self.algorithm)
 
-    def build(self) -> Algorithm:
-        return self.cls(self.params)
+    def build(self) -> MultiHistogramAlgorithm:
+        """A fresh model over runs x histograms (per-histogram algorithms through the adapter)."""
+        cls = self.cls
+        if issubclass(cls, Algorithm):
+            return PerHistogram(cls, self.params)
+        return cls(self.params)
+
+    def load(self, directories: Mapping[str, Path]) -> MultiHistogramAlgorithm:
+        """The model saved in ``directories`` ({column: folder}) by a model job."""
+        cls = self.cls
+        if issubclass(cls, Algorithm):
+            return PerHistogram.load_for(cls, directories, self.params)
+        return cls.load(directories, self.params)
 
     def as_dict(self) -> dict[str, Any]:
         return {"tag": self.tag, "algorithm": self.algorithm, "params": dataclasses.asdict(self.params)}
@@ -220,7 +344,7 @@ def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any], wher
     return value
 
 
-def build_params(cls: type[Algorithm], raw: Mapping[str, Any] | None, where: str) -> Any:
+def build_params(cls: type[Algorithm] | type[MultiHistogramAlgorithm], raw: Mapping[str, Any] | None, where: str) -> Any:
     """Validate ``raw`` against ``cls.Params`` and return a ``Params`` instance."""
     raw = dict(raw or {})
     fields = {f.name: f for f in dataclasses.fields(cls.Params)}

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
 import numpy as np
 
-from dqmflow.algorithms.base import ReconstructionAlgorithm, param, register
+from dqmflow.algorithms.base import NotEnoughData, ReconstructionAlgorithm, param, register
+from dqmflow.algorithms.losses import LossName
 from dqmflow.preprocess import HistogramSet
 
 
@@ -26,10 +27,10 @@ class PCA(ReconstructionAlgorithm):
     @dataclasses.dataclass(frozen=True)
     class Params:
         n_components: int = param(2, "number of principal components kept", minimum=1)
-        loss: Literal["sse", "mse", "mse_top_n", "chi2"] = param(
-            "sse", "score: loss between histogram and reconstruction"
-        )
+        loss: LossName = param("sse", "score: loss between histogram and reconstruction")
         top_n: int = param(10, "bins averaged by the mse_top_n loss", minimum=1)
+
+    params: Params
 
     def __init__(self, params: Params) -> None:
         super().__init__(params)
@@ -41,7 +42,7 @@ class PCA(ReconstructionAlgorithm):
         train = data.training
         k = self.params.n_components
         if len(train) <= k:
-            raise ValueError(
+            raise NotEnoughData(
                 f"{data.name.column}: PCA with {k} components needs more than {k} training runs, got {len(train)}"
             )
         x = train.normalised.reshape(len(train), -1)
@@ -60,6 +61,8 @@ class PCA(ReconstructionAlgorithm):
         return (latent @ self.components_ + self.mean_).reshape(data.counts.shape)
 
     def save(self, directory: Path) -> None:
+        if self.mean_ is None or self.components_ is None or self.explained_variance_ratio_ is None:
+            raise RuntimeError("PCA model is not fitted")
         np.savez(
             directory / "pca.npz",
             mean=self.mean_,

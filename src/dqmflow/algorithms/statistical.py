@@ -22,7 +22,7 @@ from typing import Literal, Self
 
 import numpy as np
 
-from dqmflow.algorithms.base import Algorithm, param, register
+from dqmflow.algorithms.base import Algorithm, NotEnoughData, param, register
 from dqmflow.preprocess import HistogramSet, normalise
 
 
@@ -39,6 +39,8 @@ class ReferenceTest(Algorithm):
         n_references: int = param(1, "previous_good: number of reference runs summed", minimum=1)
         reference_run: int | None = param(None, "fixed_run: the reference run number")
 
+    params: Params
+
     def __init__(self, params: Params) -> None:
         super().__init__(params)
         if params.reference == "fixed_run" and params.reference_run is None:
@@ -49,11 +51,11 @@ class ReferenceTest(Algorithm):
     def fit(self, data: HistogramSet) -> Self:
         train = data.training
         if len(train) == 0:
-            raise ValueError(f"{data.name.column}: no training run to take a reference from")
+            raise NotEnoughData(f"{data.name.column}: no training run to take a reference from")
         if self.params.reference == "fixed_run":
             keep = train.runs == self.params.reference_run
             if not keep.any():
-                raise ValueError(
+                raise NotEnoughData(
                     f"{data.name.column}: reference run {self.params.reference_run} "
                     "is not a training run (bad, low statistics, missing or in the test split)"
                 )

@@ -1,0 +1,118 @@
+"""Histogram storage that a model job opens cheaply: one parquet file per subsystem.
+
+``merge`` writes, beside the AutoDQM_ML-format ``histograms.parquet``, one file per subsystem with
+``run_number`` and one column per histogram: the bin contents of a run as a fixed-size list of
+float64 (2D maps flattened row-major ``[ix][iy]``, no flow bins), null where the run has no
+usable histogram. Shapes and edges are in the file's metadata under ``dqmflow``. Column
+statistics are not written (they would make the footer grow with bins x row groups), so a job
+that reads the columns of its histograms parses a small footer and reads nothing else.
+
+This module imports only numpy and pyarrow: model jobs never load the fetch layer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["HistogramInfo", "StorageWriter", "read_counts", "read_storage_info"]
+
+
+@dataclass(frozen=True)
+class HistogramInfo:
+    """Binning of one stored histogram."""
+
+    shape: tuple[int, ...]
+    edges: tuple[np.ndarray, ...]
+
+    @property
+    def n_bins(self) -> int:
+        return int(np.prod(self.shape))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "edges": [e.tolist() for e in self.edges]}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> HistogramInfo:
+        return cls(tuple(int(n) for n in raw["shape"]), tuple(np.asarray(e, dtype=np.float64) for e in raw["edges"]))
+
+
+class StorageWriter:
+    """Writes one subsystem's storage file chunk by chunk of runs (bounded memory)."""
+
+    def __init__(self, path: str | Path, histograms: Mapping[str, HistogramInfo]) -> None:
+        self.histograms = dict(histograms)
+        fields = [pa.field("run_number", pa.int64())]
+        fields += [pa.field(c, pa.list_(pa.float64(), info.n_bins)) for c, info in self.histograms.items()]
+        meta = {"dqmflow": json.dumps({"histograms": {c: i.as_dict() for c, i in self.histograms.items()}})}
+        self.schema = pa.schema(fields, metadata=meta)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(path, self.schema, write_statistics=["run_number"])
+
+    def write(self, runs: Sequence[int], contents: Mapping[str, Sequence[np.ndarray | None]]) -> None:
+        """Append runs; ``contents[column][i]`` is run ``i``'s bin contents or ``None``."""
+        columns: dict[str, pa.Array] = {"run_number": pa.array(np.asarray(runs, dtype=np.int64))}
+        for column, info in self.histograms.items():
+            arrays = contents[column]
+            flat = np.zeros((len(arrays), info.n_bins))
+            mask = np.ones(len(arrays), dtype=bool)
+            for i, arr in enumerate(arrays):
+                if arr is not None:
+                    flat[i] = np.asarray(arr, dtype=np.float64).reshape(-1)
+                    mask[i] = False
+            columns[column] = pa.FixedSizeListArray.from_arrays(
+                pa.array(flat.reshape(-1)), info.n_bins, mask=pa.array(mask)
+            )
+        self._writer.write_table(pa.table(columns, schema=self.schema))
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> StorageWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_storage_info(path: str | Path) -> dict[str, HistogramInfo]:
+    """Binning of every histogram stored in ``path`` (read from the footer only)."""
+    meta = pq.read_schema(path).metadata or {}
+    raw = json.loads(meta[b"dqmflow"])["histograms"]
+    return {column: HistogramInfo.from_dict(info) for column, info in raw.items()}
+
+
+def read_counts(
+    path: str | Path, columns: Sequence[str]
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, HistogramInfo]]:
+    """Read the runs and the given histogram columns of a storage file.
+
+    Returns ``(runs, {column: (counts, valid)}, {column: info})``: ``counts`` has shape
+    ``(n_runs, *shape)`` with zeros where ``valid`` is false. Columns that the file does not
+    hold (histograms that no file contained) are left out of both dicts.
+    """
+    info = read_storage_info(path)
+    present = [c for c in columns if c in info]
+    table = pq.read_table(path, columns=["run_number", *present])
+    runs = table["run_number"].to_numpy()
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for column in present:
+        arr = table[column].combine_chunks()
+        valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        shape = info[column].shape
+        counts = np.zeros((len(arr), info[column].n_bins))
+        if valid.any():
+            values = arr.flatten().to_numpy(zero_copy_only=False)  # nulls' slots are left out
+            counts[valid] = values.reshape(int(valid.sum()), -1)
+        out[column] = (counts.reshape((len(arr), *shape)), valid)
+    return runs, out, {c: info[c] for c in present}
