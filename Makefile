@@ -1,6 +1,6 @@
 # dqmflow: the two commands of the README.
 #   make demo   installs into .venv and runs the whole workflow on the embedded demo data
-#   make test   installs the test extras into .venv and runs the test suite
+#   make test   installs the test extras into .venv and runs ruff, mypy, snakemake --lint and the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,6 +29,7 @@ report: $(VENV)/.installed
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src workflow/scripts tests bench
 	$(BIN)/ruff format --check src workflow/scripts tests bench
+	$(BIN)/mypy src
 	$(BIN)/snakemake --lint
 
 test: lint

@@ -12,7 +12,7 @@ import pytest
 
 from dqmflow.algorithms import load_config
 from dqmflow.demo import plan_runs
-from dqmflow.models import Preprocessing, collect_scores, read_pool, score_chunk, train_chunk
+from dqmflow.models import Preprocessing, collect_scores, read_training_record, score_chunk, train_chunk
 from dqmflow.names import HistogramName
 from dqmflow.runtable import build_run_table
 from dqmflow.scores import SCORE_COLUMNS
@@ -28,7 +28,12 @@ def outputs(tmp_path: Path, names: list[HistogramName], kind: str, suffix: str =
 
 
 def train_and_score(
-    store: Path, tmp_path: Path, names: list[HistogramName], config_name: str, prep: Preprocessing, runs: Path | None = None
+    store: Path,
+    tmp_path: Path,
+    names: list[HistogramName],
+    config_name: str,
+    prep: Preprocessing,
+    runs: Path | None = None,
 ):
     config = load_config(REPO / "config" / "algorithms" / f"{config_name}.yaml")
     models = outputs(tmp_path, names, "models")
@@ -54,7 +59,8 @@ def test_a_chunk_trains_and_scores_every_run_of_every_histogram(demo_store: Path
     assert json.loads((tmp_path / "models" / QUALITY.slug / "model.json").read_text())["tag"] == "pca_5"
     n_runs = len(plan_runs(SMALL))
     assert len(frame) == 2 * n_runs and set(frame["histogram"]) == {QUALITY.column, PHI.column}
-    assert sorted(read_pool(tmp_path / "rec.json")) == sorted(p.run for p in plan_runs(SMALL))
+    pool, _ = read_training_record(tmp_path / "rec.json")
+    assert pool == sorted(p.run for p in plan_runs(SMALL))
     runs = pd.read_parquet(demo_store / "runs.parquet").set_index("run_number")
     for _, group in frame.groupby("histogram"):
         # One split for every histogram: only a train run whose histogram is low, empty or missing differs.
@@ -77,7 +83,9 @@ def test_runs_added_after_training_are_scored_out_of_sample(demo_store: Path, tm
     config = load_config(REPO / "config" / "algorithms" / "pca_2.yaml")
     prep = Preprocessing()
     models = outputs(tmp_path, [PHI], "models")
-    train_chunk(demo_store / "runs.parquet", demo_store / "data" / "L1T.parquet", config, prep, models, tmp_path / "r.json")
+    train_chunk(
+        demo_store / "runs.parquet", demo_store / "data" / "L1T.parquet", config, prep, models, tmp_path / "r.json"
+    )
     info = json.loads((models[PHI.column] / "model.json").read_text())
     fitted = info["training_runs"][:-3]  # as if the last 3 training runs had arrived after training
     info["training_runs"] = fitted
@@ -113,3 +121,19 @@ def test_a_real_bug_in_an_algorithm_fails_the_job_naming_the_histogram(
     with pytest.raises(KeyError) as info:
         train_and_score(demo_store, tmp_path, [PHI], "pca_2", Preprocessing())
     assert any(PHI.column in note for note in getattr(info.value, "__notes__", []))
+
+
+def test_model_jobs_import_neither_the_fetch_layer_nor_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dqmflow.algorithms import load_config\n"
+        "from dqmflow.models import score_chunk, train_chunk\n"
+        f"load_config({str(REPO / 'config' / 'algorithms' / 'autoencoder.yaml')!r})\n"
+        "print(sorted(m for m in ('uproot', 'awkward', 'XRootD', 'tensorflow', 'keras', 'matplotlib',"
+        " 'dqmflow.fetch', 'dqmflow.merge') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", f"a model job loads what it does not use: {out}"

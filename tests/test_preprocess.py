@@ -46,11 +46,15 @@ def test_run_table_decides_one_split_per_run(demo_store: Path) -> None:
 
 def test_run_table_rejects_fractions_that_leave_no_test_run(demo_store: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be below 1"):
-        build_run_table(demo_store / "entries.parquet", tmp_path / "r.parquet", train_fraction=0.8, calibration_fraction=0.2)
+        build_run_table(
+            demo_store / "entries.parquet", tmp_path / "r.parquet", train_fraction=0.8, calibration_fraction=0.2
+        )
 
 
 def test_load_batch_reads_several_histograms_of_the_same_runs(demo_store: Path) -> None:
-    batch = load_batch(demo_store / "runs.parquet", demo_store / "data" / "CSC.parquet", [OCCUPANCY.column, SEGMENTS.column])
+    batch = load_batch(
+        demo_store / "runs.parquet", demo_store / "data" / "CSC.parquet", [OCCUPANCY.column, SEGMENTS.column]
+    )
     plans = {p.run: p for p in plan_runs(SMALL)}
     occupancy = batch[OCCUPANCY.column]
     assert occupancy.counts.shape == (len(plans), 36, 18)

@@ -129,6 +129,14 @@ def test_report(workdir: Path) -> None:
     assert "dqmflow" in html and "Assessment" in html and "run_ranking" in html
 
 
+CHUNK_RULES = ("CSC_1", "L1T_1")  # histograms_per_job (100) holds each demo subsystem in one job
+ALGORITHMS = 4
+
+
+def model_jobs(jobs: Counter, kind: str) -> int:
+    return sum(n for rule, n in jobs.items() if rule.startswith(f"{kind}_"))
+
+
 def test_changing_one_algorithm_reruns_only_its_jobs(workdir: Path) -> None:
     path = workdir / "pca_2.yaml"
     original = path.read_text()
@@ -137,23 +145,102 @@ def test_changing_one_algorithm_reruns_only_its_jobs(workdir: Path) -> None:
         jobs = planned_jobs(workdir)
     finally:
         path.write_text(original)
-    expected = {"train": N_HISTS, "score": N_HISTS, "assess": 1, "collect_scores": 1, "summary": 1, "all": 1}
+    expected = {"assess": 1, "collect_scores": 1, "summary": 1, "all": 1}
+    expected |= {f"{kind}_{chunk}": 1 for kind in ("train", "score") for chunk in CHUNK_RULES}
     assert jobs == Counter(expected)
 
 
-def test_adding_runs_fetches_only_their_shards(workdir: Path) -> None:
+def test_editing_a_description_or_comment_reruns_nothing(workdir: Path) -> None:
+    path = workdir / "pca_2.yaml"
+    original = path.read_text()
+    path.write_text("# tuned for 2018\n" + original.replace("description:", "description: (edited)"))
+    try:
+        assert planned_jobs(workdir) == Counter()
+    finally:
+        path.write_text(original)
+
+
+def test_one_job_per_histogram_with_histograms_per_job_1(workdir: Path) -> None:
+    out = snakemake(workdir, "--dry-run", "--config", "histograms_per_job=1").stdout
+    train_rules = set(re.findall(r"^rule (train_\w+):", out, re.M))
+    # CSC's three histograms get a job each; L1T's one-histogram chunk is the same as before and stays.
+    assert train_rules == {"train_CSC_1", "train_CSC_2", "train_CSC_3"}
+    outputs = re.findall(r"^rule train_\w+:\n    input: .*\n    output: (.*)$", out, re.M)
+    assert outputs and all(len(o.split(", ")) == 2 for o in outputs), "one model folder and one training record"
+
+
+def test_one_histograms_output_can_be_asked_for_alone(workdir: Path) -> None:
+    target = f"results/SingleMuon/scores/ks_prev4/{HistogramName('CSC', ODD).slug}.parquet"
+    (workdir / target).unlink()
+    proc = snakemake(workdir, target)
+    log = proc.stdout + proc.stderr
+    assert (workdir / target).exists() and "rule score_CSC_1:" in log
+    assert "rule train_" not in log, "the model is up to date: only its chunk is scored again"
+
+
+def training_runs(workdir: Path, algorithm: str = "pca_2") -> dict[str, list[int]]:
+    models = workdir / "results" / "SingleMuon" / "models" / algorithm
+    return {p.name: json.loads((p / "model.json").read_text())["training_runs"] for p in models.iterdir()}
+
+
+def test_adding_runs_scores_them_without_retraining(workdir: Path) -> None:
+    before = training_runs(workdir)
     added = write_datasets(workdir / "datasets.json", HELD_BACK)
     write_datasets(workdir / "datasets.json", 0)
     batches = {batch_of(run, 100) for run in added}
     jobs = planned_jobs(workdir)
     assert jobs["fetch"] == 2 * len(batches), "one job per new run range and subsystem"
     assert jobs["discover"] == 0 and jobs["demo_data"] == 0
-    assert jobs["merge"] == 1
-    snakemake(workdir, "--until", "merge")
+    assert jobs["merge"] == 1 and jobs["run_table"] == 1
+    assert model_jobs(jobs, "train") == 0, "new runs are scored with the existing models"
+    assert model_jobs(jobs, "score") == len(CHUNK_RULES) * ALGORITHMS and jobs["assess"] == ALGORITHMS
+    snakemake(workdir)
     table = pd.read_parquet(workdir / "results" / "SingleMuon" / "histograms.parquet")
     assert set(added) <= set(table["run_number"])
     logs = "".join(p.read_text() for p in (workdir / "logs" / "SingleMuon" / "fetch").rglob("*.log"))
     assert "reused" in logs
+    assert training_runs(workdir) == before
+    scores = pd.read_parquet(workdir / "results" / "SingleMuon" / "scores.parquet")
+    new = scores[scores["run_number"].isin(added)]
+    assert len(new) == len(added) * N_HISTS * ALGORITHMS and not (new["split"] == "train").any()
+    assert new["score"].notna().mean() > 0.9
+    assert planned_jobs(workdir) == Counter()
+
+
+def relabelled(workdir: Path, run: int) -> Counter:
+    path = workdir / "datasets.json"
+    original = path.read_text()
+    datasets = json.loads(original)
+    datasets["years"]["2017"]["bad_runs"] = [*datasets["years"]["2017"].get("bad_runs", []), str(run)]
+    path.write_text(json.dumps(datasets))
+    try:
+        return planned_jobs(workdir)
+    finally:
+        path.write_text(original)
+
+
+def test_relabelling_retrains_only_when_training_membership_changes(workdir: Path) -> None:
+    runs = pd.read_parquet(workdir / "results" / "SingleMuon" / "runs.parquet")
+    runs = runs[(runs["year"] == 2017) & (runs["label"] == 0)]
+    test_run = int(runs.loc[runs["split"] == "test", "run_number"].iloc[0])
+    train_run = int(runs.loc[runs["split"] == "train", "run_number"].iloc[0])
+    jobs = relabelled(workdir, test_run)
+    assert jobs["merge"] == 1 and model_jobs(jobs, "score") > 0
+    assert model_jobs(jobs, "train") == 0, "a test run's label does not change any training set"
+    jobs = relabelled(workdir, train_run)
+    assert model_jobs(jobs, "train") == len(CHUNK_RULES) * ALGORITHMS, "a bad run must leave every training set"
+
+
+def test_retrain_switch_trains_on_the_runs_added_since(workdir: Path) -> None:
+    out = snakemake(workdir, "--dry-run", "--config", "retrain=True").stdout
+    jobs = Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.split("Job stats:", 1)[1], re.M)})
+    assert model_jobs(jobs, "train") == len(CHUNK_RULES) * ALGORITHMS
+    snakemake(workdir, "--config", "retrain=True", "--until", *(f"train_{c}" for c in CHUNK_RULES))
+    trained = {run for runs in training_runs(workdir).values() for run in runs}
+    added = set(write_datasets(workdir / "datasets.json", HELD_BACK)) & trained
+    write_datasets(workdir / "datasets.json", 0)
+    assert added, "after retraining, runs added since the first training are training runs"
+    assert model_jobs(planned_jobs(workdir), "train") == 0, "retraining once does not retrain again"
 
 
 def test_adding_a_histogram_refetches_only_its_subsystem(workdir: Path) -> None:

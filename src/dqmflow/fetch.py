@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ def _read_with_retries(item: DqmFile, keys: dict[str, str], retries: int, backof
 
 
 def _shard_table(found: dict[str, Histogram]) -> pa.Table:
-    rows = {name: [] for name in SHARD_SCHEMA.names}
+    rows: dict[str, list[Any]] = {name: [] for name in SHARD_SCHEMA.names}
     for column, hist in found.items():
         rows["histogram"].append(column)
         rows["classname"].append(hist.classname)

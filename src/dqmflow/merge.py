@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -133,7 +134,7 @@ def merge(
     ok_set = set(zip(good["run_number"], good["histogram"], strict=True)) if not good.empty else set()
 
     # Shapes and metadata come from one shard holding each histogram with the reference binning.
-    meta: dict[str, dict[str, object]] = {}
+    meta: dict[str, dict[str, Any]] = {}
     for column in wanted:
         rows = good[good["histogram"] == column] if not good.empty else good
         if rows.empty:

@@ -34,7 +34,7 @@ from dqmflow.scores import SCORE_COLUMNS, check_score_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Preprocessing", "collect_scores", "read_model_info", "score_chunk", "train_chunk"]
+__all__ = ["Preprocessing", "collect_scores", "read_model_info", "read_training_record", "score_chunk", "train_chunk"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,13 @@ def train_chunk(
     prep: Preprocessing,
     model_dirs: Mapping[str, str | Path],
     record: str | Path,
+    fingerprint: str = "",
 ) -> dict[str, dict[str, Any]]:
     """Fit ``config`` on the histograms of ``model_dirs`` ({column: output folder}).
+
+    The training record (``record``) keeps the runs of the run table (the *pool*) and the
+    workflow's ``fingerprint`` of the training runs, against which later invocations decide
+    whether the chunk must be retrained.
 
     A histogram that was never read, or that has too few usable training runs for the algorithm
     (:class:`~dqmflow.algorithms.base.NotEnoughData`), gets a ``model.json`` with ``"status":
@@ -90,7 +95,9 @@ def train_chunk(
             data = batch[column]
             info.update(
                 status="trained",
-                runs={s: int((data.split == s).sum()) for s in ("train", "calibration", "test", "low_stats", "missing")},
+                runs={
+                    s: int((data.split == s).sum()) for s in ("train", "calibration", "test", "low_stats", "missing")
+                },
                 training_runs=data.runs[data.split == "train"].tolist(),
                 fit_seconds=round(seconds / max(len(trained), 1), 4),
             )
@@ -103,6 +110,7 @@ def train_chunk(
                 "algorithm": config.tag,
                 "histograms": columns,
                 "pool": sorted(int(r) for r in batch.runs),
+                "fingerprint": fingerprint,
                 "trained": len(trained),
                 "failed": failures,
                 "fit_seconds": round(seconds, 3),
@@ -112,12 +120,14 @@ def train_chunk(
     return infos
 
 
-def read_pool(record: str | Path) -> list[int] | None:
-    """The runs a chunk's models were trained among (``None`` if it was never trained)."""
+def read_training_record(record: str | Path) -> tuple[list[int] | None, str]:
+    """(the runs a chunk's models were trained among, the fingerprint they were trained with);
+    ``(None, "")`` if the chunk was never trained."""
     try:
-        return [int(r) for r in json.loads(Path(record).read_text())["pool"]]
+        raw = json.loads(Path(record).read_text())
+        return [int(r) for r in raw["pool"]], str(raw.get("fingerprint", ""))
     except (FileNotFoundError, KeyError, json.JSONDecodeError):
-        return None
+        return None, ""
 
 
 def score_chunk(

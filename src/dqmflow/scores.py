@@ -26,7 +26,14 @@ from pandas.api import types as ptypes
 
 from dqmflow.runtable import SPLITS
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "SCORE_COLUMNS", "ScoreTableError", "check_score_table", "read_scores"]
+__all__ = [
+    "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "SCORE_COLUMNS",
+    "ScoreTableError",
+    "check_score_table",
+    "read_scores",
+]
 
 REQUIRED_COLUMNS = ("run_number", "histogram", "algorithm", "score")
 OPTIONAL_COLUMNS = ("score_lo", "score_hi", "label", "split", "entries", "year")

@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 PROGRESS = "dqmflow.progress"
@@ -31,3 +34,12 @@ def setup(snakemake: Any) -> logging.Logger:
     logging.basicConfig(level=logging.INFO, format=FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
     return logging.getLogger(f"dqmflow.{snakemake.rule}")
+
+
+@contextmanager
+def timed(log: logging.Logger, what: str = "work") -> Iterator[None]:
+    """Log the wall and CPU time of a job's own work (benchmarks subtract it from the job's total
+    to get its start-up: interpreter, imports, Snakemake's script preamble)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    log.info("%s: wall %.3f s, cpu %.3f s", what, time.perf_counter() - wall, time.process_time() - cpu)

@@ -65,6 +65,8 @@ rule summary:
         ),
     log:
         "logs/{pd}/summary.log",
+    benchmark:
+        "benchmarks/{pd}/summary.tsv"
     conda:
         ENV
     script:

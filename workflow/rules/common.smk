@@ -12,7 +12,7 @@ export_source_path(Path(workflow.basedir).parent / "src")
 
 from dqmflow.names import SLUG_PATTERN, HistogramName
 from dqmflow.plan import DEMO_DIR, Plan
-from dqmflow.models import read_pool
+from dqmflow.models import read_training_record
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -84,12 +84,35 @@ def training_record(chunk):
     return f"results/{{pd}}/training/{{algo}}/{chunk.id}.json"
 
 
+def current_fingerprint(chunk, wildcards):
+    """(fingerprint of the chunk's training runs now, the one its models were trained with)."""
+    record = training_record(chunk).format(pd=wildcards.pd, algo=wildcards.algo)
+    pool, trained_with = read_training_record(record)
+    return PLAN.training_fingerprint(selection(wildcards.pd), pool), trained_with
+
+
 def training_fingerprint(chunk):
     """Changes (and retrains the chunk) only when its training runs' data or labels change."""
 
     def inner(wildcards):
-        record = training_record(chunk).format(pd=wildcards.pd, algo=wildcards.algo)
-        return PLAN.training_fingerprint(selection(wildcards.pd), read_pool(record))
+        return current_fingerprint(chunk, wildcards)[0]
+
+    return inner
+
+
+def training_inputs(chunk):
+    """The run table and storage of a train job: ancient while the fingerprint is unchanged, so
+    that adding runs (which rewrites both) retrains nothing; plain when it changed, so that the
+    job reruns even when merge reruns too (Snakemake does not look at the params of jobs
+    downstream of a job that reruns)."""
+
+    def inner(wildcards):
+        paths = {
+            "runs": f"results/{wildcards.pd}/runs.parquet",
+            "storage": f"results/{wildcards.pd}/data/{chunk.subsystem}.parquet",
+        }
+        now, trained_with = current_fingerprint(chunk, wildcards)
+        return {key: ancient(path) for key, path in paths.items()} if now == trained_with else paths
 
     return inner
 

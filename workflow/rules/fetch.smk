@@ -23,6 +23,8 @@ checkpoint discover:
         source=PLAN.source_location,
     log:
         "logs/{pd}/discover/{year}.log",
+    benchmark:
+        "benchmarks/{pd}/discover/{year}.tsv"
     conda:
         ENV
     script:
@@ -90,6 +92,8 @@ rule run_table:
         preprocessing=config["preprocessing"],
     log:
         "logs/{pd}/run_table.log",
+    benchmark:
+        "benchmarks/{pd}/run_table.tsv"
     conda:
         ENV
     script:

@@ -1,8 +1,8 @@
 # Model jobs: one job trains (or scores) every histogram of a chunk (up to histograms_per_job of
 # one subsystem) for one algorithm config. Rules are made per chunk so that every histogram keeps
 # its own outputs (models/ALGO/HIST/, scores/ALGO/HIST.parquet) that can be asked for alone.
-# Training reads its inputs as ancient: a model reruns when its params, code or training
-# fingerprint (training_fingerprint in common.smk) change, not when runs are added.
+# A model reruns when its params, code or training fingerprint change (training_fingerprint and
+# training_inputs in common.smk), not when runs are added.
 
 for chunk in PLAN.chunks:
 
@@ -10,9 +10,7 @@ for chunk in PLAN.chunks:
         name:
             f"train_{chunk.rule_suffix}"
         input:
-            fetch_checkpoints,
-            runs=ancient("results/{pd}/runs.parquet"),
-            storage=ancient(f"results/{{pd}}/data/{chunk.subsystem}.parquet"),
+            unpack(training_inputs(chunk)),
             config=algorithm_file,
         output:
             models=[directory(path) for path in model_dirs(chunk)],
@@ -41,6 +39,7 @@ for chunk in PLAN.chunks:
             runs="results/{pd}/runs.parquet",
             storage=f"results/{{pd}}/data/{chunk.subsystem}.parquet",
             models=model_dirs(chunk),
+            record=training_record(chunk),
             config=algorithm_file,
         output:
             scores=[f"results/{{pd}}/scores/{{algo}}/{slug}.parquet" for slug in chunk.slugs],
@@ -70,6 +69,8 @@ rule collect_scores:
         scores="results/{pd}/scores.parquet",
     log:
         "logs/{pd}/collect_scores.log",
+    benchmark:
+        "benchmarks/{pd}/collect_scores.tsv"
     conda:
         ENV
     script:

@@ -2,20 +2,26 @@
 
 from dqmflow.algorithms import load_config
 from dqmflow.models import Preprocessing, score_chunk
-from dqmflow.scriptlog import setup
+from dqmflow.scriptlog import setup, timed
 
 log = setup(snakemake)
 columns = snakemake.params.histograms
 settings = snakemake.params.assessment
-frame = score_chunk(
-    snakemake.input.runs,
-    snakemake.input.storage,
-    load_config(snakemake.input.config),
-    Preprocessing(**snakemake.params.preprocessing),
-    dict(zip(columns, snakemake.input.models, strict=True)),
-    dict(zip(columns, snakemake.output.scores, strict=True)),
-    dict(zip(columns, snakemake.output.reco, strict=True)),
-    n_reconstructed=max(settings["n_reconstructed"], settings["n_example_runs"]),
-    reco_runs=settings["reco_runs"],
+with timed(log):
+    frame = score_chunk(
+        snakemake.input.runs,
+        snakemake.input.storage,
+        load_config(snakemake.input.config),
+        Preprocessing(**snakemake.params.preprocessing),
+        dict(zip(columns, snakemake.input.models, strict=True)),
+        dict(zip(columns, snakemake.output.scores, strict=True)),
+        dict(zip(columns, snakemake.output.reco, strict=True)),
+        n_reconstructed=max(settings["n_reconstructed"], settings["n_example_runs"]),
+        reco_runs=settings["reco_runs"],
+    )
+log.info(
+    "%d scores of %d histograms (%s)",
+    frame["score"].notna().sum(),
+    len(columns),
+    frame["split"].value_counts().to_dict(),
 )
-log.info("%d scores of %d histograms (%s)", frame["score"].notna().sum(), len(columns), frame["split"].value_counts().to_dict())

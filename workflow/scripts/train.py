@@ -2,16 +2,18 @@
 
 from dqmflow.algorithms import load_config
 from dqmflow.models import Preprocessing, train_chunk
-from dqmflow.scriptlog import setup
+from dqmflow.scriptlog import setup, timed
 
 log = setup(snakemake)
-infos = train_chunk(
-    snakemake.input.runs,
-    snakemake.input.storage,
-    load_config(snakemake.input.config),
-    Preprocessing(**snakemake.params.preprocessing),
-    dict(zip(snakemake.params.histograms, snakemake.output.models, strict=True)),
-    snakemake.output.record,
-)
+with timed(log):
+    infos = train_chunk(
+        snakemake.input.runs,
+        snakemake.input.storage,
+        load_config(snakemake.input.config),
+        Preprocessing(**snakemake.params.preprocessing),
+        dict(zip(snakemake.params.histograms, snakemake.output.models, strict=True)),
+        snakemake.output.record,
+        snakemake.params.training,
+    )
 failed = [column for column, info in infos.items() if info["status"] != "trained"]
 log.info("%d of %d histograms trained [%s]", len(infos) - len(failed), len(infos), snakemake.wildcards.algo)

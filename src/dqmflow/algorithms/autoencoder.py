@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import numpy as np
 
@@ -162,7 +162,7 @@ class DenseAutoencoder(ReconstructionAlgorithm):
                     arrays[f"{len(spec) - 1}_{name}"] = w
             elif kind not in ("InputLayer", "Dropout"):  # dropout is the identity at inference
                 raise TypeError(f"cannot export layer {kind} for numpy inference")
-        np.savez(directory / "dense.npz", spec=json.dumps(spec), **arrays)
+        np.savez(directory / "dense.npz", **cast(dict[str, Any], {"spec": json.dumps(spec), **arrays}))
         (directory / "summary.json").write_text(json.dumps({"history": self.history_}, indent=1))
 
     @classmethod

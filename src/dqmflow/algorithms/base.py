@@ -225,7 +225,6 @@ class PerHistogram(MultiHistogramAlgorithm):
     def __init__(self, algorithm: type[Algorithm], params: Any) -> None:
         super().__init__(params)
         self.algorithm = algorithm
-        self.reconstruction_label = algorithm.reconstruction_label
         self.models: dict[str, Algorithm] = {}
 
     def fit(self, batch: Batch) -> dict[str, str]:
@@ -344,7 +343,9 @@ def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any], wher
     return value
 
 
-def build_params(cls: type[Algorithm] | type[MultiHistogramAlgorithm], raw: Mapping[str, Any] | None, where: str) -> Any:
+def build_params(
+    cls: type[Algorithm] | type[MultiHistogramAlgorithm], raw: Mapping[str, Any] | None, where: str
+) -> Any:
     """Validate ``raw`` against ``cls.Params`` and return a ``Params`` instance."""
     raw = dict(raw or {})
     fields = {f.name: f for f in dataclasses.fields(cls.Params)}

@@ -94,6 +94,8 @@ class ReferenceTest(Algorithm):
         raise NotImplementedError
 
     def save(self, directory: Path) -> None:
+        if self.ref_runs_ is None or self.ref_counts_ is None:
+            raise RuntimeError("test is not fitted")
         np.savez_compressed(directory / "reference.npz", runs=self.ref_runs_, counts=self.ref_counts_)
         (directory / "summary.json").write_text(json.dumps({"reference_runs": len(self.ref_runs_)}))
 

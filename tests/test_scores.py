@@ -1,0 +1,57 @@
+"""The long score table: the contract between scoring and assessment, also for tables made elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dqmflow.assess import assess_algorithm
+from dqmflow.scores import ScoreTableError, check_score_table, read_scores
+
+HISTS = ["L1T//Run summary/L1TStage2EMTF/emtfTrackPhi", "L1T//Run summary/L1TStage2EMTF/emtfTrackEta"]
+
+
+def foreign_table(rng: np.random.Generator, n_runs: int = 80) -> pd.DataFrame:
+    """A score table as another tool would write it: bad runs score higher; no reconstructions."""
+    runs = np.arange(355000, 355000 + n_runs)
+    labels = (rng.random(n_runs) < 0.2).astype(int)
+    rows = []
+    for h in HISTS:
+        score = rng.normal(size=n_runs) + 2.5 * labels
+        rows.append(pd.DataFrame({"run_number": runs, "histogram": h, "algorithm": "other_tool", "score": score,
+                                  "label": labels, "split": "test"}))  # fmt: skip
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_a_well_formed_table_passes_and_csv_reads_the_same(tmp_path: Path, rng: np.random.Generator) -> None:
+    table = foreign_table(rng)
+    assert check_score_table(table) is table
+    table.to_csv(tmp_path / "scores.csv", index=False)
+    pd.testing.assert_frame_equal(read_scores(tmp_path / "scores.csv"), table, check_dtype=False)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda t: t.drop(columns="score"), r"missing column\(s\) \['score'\]"),
+        (lambda t: t.assign(split="validation"), r"unknown split value\(s\) \['validation'\]"),
+        (lambda t: t.assign(label=2), "labels must be 1"),
+        (lambda t: t.assign(score="high"), "'score' must be numeric"),
+        (lambda t: pd.concat([t, t.iloc[:1]]), "has several scores for"),
+    ],
+)
+def test_a_malformed_table_is_refused_naming_the_problem(rng: np.random.Generator, change, message: str) -> None:
+    with pytest.raises(ScoreTableError, match=message):
+        check_score_table(change(foreign_table(rng)), where="their.csv")
+
+
+def test_assessment_runs_on_a_table_made_elsewhere(tmp_path: Path, rng: np.random.Generator) -> None:
+    table = foreign_table(rng).drop(columns="split")
+    metrics = assess_algorithm(table, "other_tool", tmp_path / "out", tmp_path / "plots", n_bootstrap=20)
+    assert set(metrics["histogram"]) == set(HISTS)
+    assert (metrics["auc"] > 0.85).all(), "bad runs score 2.5 sigma higher"
+    assert (tmp_path / "out" / "run_ranking.csv").exists() and (tmp_path / "out" / "false_alarm.tex").exists()
+    assert len(list((tmp_path / "plots" / "roc").glob("*.png"))) == len(HISTS)
