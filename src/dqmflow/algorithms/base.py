@@ -108,15 +108,11 @@ def get_algorithm(name: str) -> type[Algorithm] | type[MultiHistogramAlgorithm]:
         raise ConfigError(f"unknown algorithm {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
 
 
-class Algorithm(ABC):
-    """Base class of per-histogram algorithms (see the module docstring for the contract).
-
-    The workflow trains them through :class:`PerHistogram`, which fits one independent model per
-    histogram of a job's batch.
-    """
+class _Configured(ABC):
+    """What both contracts share: a registry name, a plot label and validated ``Params``."""
 
     name: ClassVar[str] = ""
-    #: What :meth:`reconstruct` returns, in words (for plot legends).
+    #: What the reconstruction is, in words (for plot legends); a statistical test's is its reference.
     reconstruction_label: ClassVar[str] = "reconstruction"
     params: Any
 
@@ -125,9 +121,21 @@ class Algorithm(ABC):
         pass
 
     def __init__(self, params: Any) -> None:
-        if not isinstance(params, self.Params):
-            raise TypeError(f"{type(self).__name__} needs {self.Params.__qualname__}, got {type(params).__name__}")
+        expected = self._params_class()
+        if not isinstance(params, expected):
+            raise TypeError(f"{type(self).__name__} needs {expected.__qualname__}, got {type(params).__name__}")
         self.params = params
+
+    def _params_class(self) -> type:
+        return self.Params
+
+
+class Algorithm(_Configured):
+    """Base class of per-histogram algorithms (see the module docstring for the contract).
+
+    The workflow trains them through :class:`PerHistogram`, which fits one independent model per
+    histogram of a job's batch.
+    """
 
     @abstractmethod
     def fit(self, data: HistogramSet) -> Self:
@@ -175,7 +183,7 @@ class ScoreBlock:
     score_hi: np.ndarray | None = None
 
 
-class MultiHistogramAlgorithm(ABC):
+class MultiHistogramAlgorithm(_Configured):
     """The contract over runs x histograms that every model job uses.
 
     ``fit`` learns from a :class:`~dqmflow.preprocess.Batch` (the run table and several
@@ -185,17 +193,6 @@ class MultiHistogramAlgorithm(ABC):
     group of histograms) implements this directly; per-histogram ones plug in via
     :class:`PerHistogram`.
     """
-
-    name: ClassVar[str] = ""
-    reconstruction_label: ClassVar[str] = "reconstruction"
-    params: Any
-
-    @dataclasses.dataclass(frozen=True)
-    class Params:
-        pass
-
-    def __init__(self, params: Any) -> None:
-        self.params = params
 
     @abstractmethod
     def fit(self, batch: Batch) -> dict[str, str]:
@@ -223,9 +220,12 @@ class PerHistogram(MultiHistogramAlgorithm):
     """Adapter: one independent :class:`Algorithm` per histogram of the batch."""
 
     def __init__(self, algorithm: type[Algorithm], params: Any) -> None:
-        super().__init__(params)
         self.algorithm = algorithm
+        super().__init__(params)
         self.models: dict[str, Algorithm] = {}
+
+    def _params_class(self) -> type:
+        return self.algorithm.Params
 
     def fit(self, batch: Batch) -> dict[str, str]:
         failures: dict[str, str] = {}
