@@ -162,13 +162,14 @@ def score_chunk(
     if trained:
         model = config.load({c: Path(model_dirs[c]) for c in trained})
         block = model.score(batch)
+        if block.score_lo is not None and block.score_hi is not None:
+            lo, hi = np.full_like(scores, np.nan), np.full_like(scores, np.nan)
         position = {c: j for j, c in enumerate(block.columns)}
         for j, column in enumerate(columns):
             if column in position and column in trained:
                 scores[:, j] = block.score[:, position[column]]
-        if block.score_lo is not None and block.score_hi is not None:
-            order = [position[c] for c in columns]
-            lo, hi = block.score_lo[:, order], block.score_hi[:, order]
+                if lo is not None and hi is not None and block.score_lo is not None and block.score_hi is not None:
+                    lo[:, j], hi[:, j] = block.score_lo[:, position[column]], block.score_hi[:, position[column]]
     frames = []
     for j, column in enumerate(columns):
         data = batch.histograms.get(column)

@@ -83,7 +83,8 @@ def plot_score_distributions(frame: pd.DataFrame, title: str, path: str | Path) 
                 density=True,
                 label=f"{name} ({mask.sum()})",
             )
-    for name, split in [("train", "train"), ("test", "test"), ("low statistics", "low_stats")]:
+    splits = [("train", "train"), ("calibration", "calibration"), ("test", "test"), ("low statistics", "low_stats")]
+    for name, split in splits:
         mask = ((frame["split"] == split) & (frame["label"] != 1)).to_numpy()
         if mask.any():
             axes[1].hist(scores[mask], bins=bins, histtype="step", lw=1.5, density=True, label=f"{name} ({mask.sum()})")
