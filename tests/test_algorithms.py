@@ -246,3 +246,25 @@ def test_chi2_loss_does_not_grow_for_low_statistics_runs(rng) -> None:
     # the 20 runs with fewest entries vs the 20 with most: SSE differs by ~100x, chi2 stays O(1)
     assert np.median(sse[:20]) / np.median(sse[-20:]) > 20
     assert 0.5 < np.median(chi2[:20]) / np.median(chi2[-20:]) < 2
+
+
+@pytest.mark.parametrize("reference", ["previous_good", "mean_of_training"])
+def test_references_are_the_runs_the_docs_name(rng: np.random.Generator, reference: str) -> None:
+    """previous_good: the n nearest earlier training runs (the next ones for the first runs);
+    mean_of_training: every training run but the run itself. The model keeps only what that needs."""
+    from dqmflow.algorithms.base import build_params
+
+    data = synthetic(rng, n=40, n_bad=5)
+    cls = get_algorithm("chi2")
+    model = cls(build_params(cls, {"reference": reference, "n_references": 3}, "t")).fit(data)
+    train = data.training
+    refs = model.references(data)
+    for i, run in enumerate(data.runs):
+        if reference == "previous_good":
+            earlier = train.runs[train.runs < run][-3:]
+            chosen = earlier if len(earlier) else train.runs[train.runs > run][:3]
+        else:
+            chosen = train.runs[train.runs != run]
+        expected = train.counts[np.isin(train.runs, chosen)].sum(axis=0)
+        np.testing.assert_allclose(refs[i], expected, err_msg=f"run {run}")
+    assert (model.ref_counts_ is not None) == (reference == "previous_good")

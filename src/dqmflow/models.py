@@ -221,7 +221,7 @@ def _write_reconstructions(
     rows: dict[str, list[Any]] = {"run_number": [], "score": [], "original": [], "reconstruction": []}
     if data is not None and chosen:
         present = np.isin(batch.runs, chosen) & (data.split != "missing")
-        recos = model.reconstruct(batch, batch.runs[present]).get(column) if model is not None else None
+        recos = model.reconstruct(batch, batch.runs[present], [column]).get(column) if model is not None else None
         originals = normalise(data.counts[present]).astype(np.float32)
         for i, run in enumerate(batch.runs[present]):
             rows["run_number"].append(int(run))

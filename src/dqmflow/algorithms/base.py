@@ -26,7 +26,7 @@ import re
 import types
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -202,8 +202,11 @@ class MultiHistogramAlgorithm(_Configured):
     def score(self, batch: Batch) -> ScoreBlock:
         """Scores of every run and histogram of ``batch``."""
 
-    def reconstruct(self, batch: Batch, runs: np.ndarray) -> dict[str, np.ndarray]:
-        """Expected unit-area histograms of ``runs`` per column (columns without one left out)."""
+    def reconstruct(
+        self, batch: Batch, runs: np.ndarray, columns: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Expected unit-area histograms of ``runs`` for ``columns`` (default: all; columns
+        without a reconstruction are left out)."""
         return {}
 
     @abstractmethod
@@ -256,10 +259,14 @@ class PerHistogram(MultiHistogramAlgorithm):
                 raise
         return ScoreBlock(batch.columns, scores)
 
-    def reconstruct(self, batch: Batch, runs: np.ndarray) -> dict[str, np.ndarray]:
+    def reconstruct(
+        self, batch: Batch, runs: np.ndarray, columns: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
         wanted = np.isin(batch.runs, runs)
         out: dict[str, np.ndarray] = {}
         for _, column, model, data in self._each(batch):
+            if columns is not None and column not in columns:
+                continue
             reco = model.reconstruct(data.subset(wanted))
             if reco is not None:
                 out[column] = reco

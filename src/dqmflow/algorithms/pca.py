@@ -48,7 +48,9 @@ class PCA(ReconstructionAlgorithm):
         x = train.normalised.reshape(len(train), -1)
         from sklearn.decomposition import PCA as SkPCA
 
-        model = SkPCA(n_components=min(k, x.shape[1]), svd_solver="full").fit(x)
+        # "auto" picks a truncated solver (covariance eigendecomposition or randomised SVD) when
+        # only a few components of many runs x bins are kept; seeded, so refits are identical.
+        model = SkPCA(n_components=min(k, x.shape[1]), svd_solver="auto", random_state=0).fit(x)
         self.mean_, self.components_ = model.mean_, model.components_
         self.explained_variance_ratio_ = model.explained_variance_ratio_
         return self

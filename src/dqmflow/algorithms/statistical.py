@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 
@@ -46,7 +46,8 @@ class ReferenceTest(Algorithm):
         if params.reference == "fixed_run" and params.reference_run is None:
             raise ValueError("reference: fixed_run needs reference_run")
         self.ref_runs_: np.ndarray | None = None
-        self.ref_counts_: np.ndarray | None = None
+        self.ref_total_: np.ndarray | None = None
+        self.ref_counts_: np.ndarray | None = None  # per reference run: previous_good only
 
     def fit(self, data: HistogramSet) -> Self:
         train = data.training
@@ -61,27 +62,33 @@ class ReferenceTest(Algorithm):
                 )
             train = train.subset(keep)
         order = np.argsort(train.runs)
-        self.ref_runs_, self.ref_counts_ = train.runs[order], train.counts[order]
+        self.ref_runs_, self.ref_total_ = train.runs[order], train.counts.sum(axis=0)
+        # Only previous_good needs every reference run's counts; the model keeps no more than that.
+        self.ref_counts_ = train.counts[order] if self.params.reference == "previous_good" else None
         return self
 
     def references(self, data: HistogramSet) -> np.ndarray:
         """The summed raw reference counts for every run of ``data``."""
-        if self.ref_runs_ is None or self.ref_counts_ is None:
+        if self.ref_runs_ is None or self.ref_total_ is None:
             raise RuntimeError("test is not fitted")
-        refs, counts = self.ref_runs_, self.ref_counts_
-        total = counts.sum(axis=0)
-        out = np.empty(data.counts.shape)
-        for i, run in enumerate(data.runs):
-            if self.params.reference == "previous_good":
-                before = np.flatnonzero(refs < run)[::-1][: self.params.n_references]
-                if len(before) == 0:
-                    before = np.flatnonzero(refs > run)[: self.params.n_references]
-                out[i] = counts[before].sum(axis=0)
-            elif self.params.reference == "mean_of_training":
-                own = np.flatnonzero(refs == run)
-                out[i] = total - counts[own].sum(axis=0) if len(refs) > len(own) else total
-            else:
-                out[i] = total
+        refs, n = self.ref_runs_, len(self.ref_runs_)
+        if self.params.reference == "previous_good":
+            if self.ref_counts_ is None:
+                raise RuntimeError("previous_good needs the reference runs' counts")
+            cumulative = np.concatenate(
+                [np.zeros((1, *self.ref_counts_.shape[1:])), np.cumsum(self.ref_counts_, axis=0)]
+            )
+            k = self.params.n_references
+            end = np.searchsorted(refs, data.runs, side="left")  # references before the run
+            start = np.maximum(end - k, 0)
+            none_before = end == 0  # then the k references after it
+            start = np.where(none_before, np.searchsorted(refs, data.runs, side="right"), start)
+            end = np.where(none_before, np.minimum(start + k, n), end)
+            return cumulative[end] - cumulative[start]
+        out = np.broadcast_to(self.ref_total_, data.counts.shape).copy()
+        if self.params.reference == "mean_of_training" and n > 1:
+            own = np.isin(data.runs, refs)  # a training run is compared with the others
+            out[own] -= data.counts[own]
         return out
 
     def reconstruct(self, data: HistogramSet) -> np.ndarray:
@@ -94,16 +101,24 @@ class ReferenceTest(Algorithm):
         raise NotImplementedError
 
     def save(self, directory: Path) -> None:
-        if self.ref_runs_ is None or self.ref_counts_ is None:
+        if self.ref_runs_ is None or self.ref_total_ is None:
             raise RuntimeError("test is not fitted")
-        np.savez_compressed(directory / "reference.npz", runs=self.ref_runs_, counts=self.ref_counts_)
+        arrays: dict[str, Any] = {"runs": self.ref_runs_, "total": self.ref_total_}
+        if self.ref_counts_ is not None:
+            arrays["counts"] = self.ref_counts_
+        np.savez_compressed(directory / "reference.npz", **arrays)
         (directory / "summary.json").write_text(json.dumps({"reference_runs": len(self.ref_runs_)}))
 
     @classmethod
     def load(cls, directory: Path, params: Params) -> Self:
         model = cls(params)
         with np.load(directory / "reference.npz") as stored:
-            model.ref_runs_, model.ref_counts_ = stored["runs"], stored["counts"]
+            model.ref_runs_ = stored["runs"]
+            model.ref_counts_ = stored["counts"] if "counts" in stored.files else None
+            if "total" in stored.files:
+                model.ref_total_ = stored["total"]
+            elif model.ref_counts_ is not None:
+                model.ref_total_ = model.ref_counts_.sum(axis=0)
         return model
 
 
