@@ -427,7 +427,7 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="dqmflow-bench-scale-"))
     if args.workdir and work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     source = work / "DQMGUI_data"
 
     specs = histogram_specs(args.histograms, args.seed)

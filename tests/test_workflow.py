@@ -129,7 +129,7 @@ def test_report(workdir: Path) -> None:
     assert "dqmflow" in html and "Assessment" in html and "run_ranking" in html
 
 
-CHUNK_RULES = ("CSC_1", "L1T_1")  # histograms_per_job (100) holds each demo subsystem in one job
+CHUNK_RULES = ("CSC_1", "L1T_1")  # histograms_per_job (200) holds each demo subsystem in one job
 ALGORITHMS = 4
 
 

@@ -69,7 +69,7 @@ class Plan:
     datasets: Datasets
     algorithms: Mapping[str, AlgorithmConfig]
     runs_per_batch: int
-    histograms_per_job: int = 100
+    histograms_per_job: int = 200
     seed: int = 0
     train_fraction: float = 0.5
     retrain: bool = False
@@ -84,7 +84,7 @@ class Plan:
             datasets=load_datasets(config["datasets"]),
             algorithms=load_configs(list(config["algorithms"])),
             runs_per_batch=int(config["fetch"]["runs_per_batch"]),
-            histograms_per_job=int(config.get("histograms_per_job", 100)),
+            histograms_per_job=int(config.get("histograms_per_job", 200)),
             seed=int(prep.get("seed", 0)),
             train_fraction=float(prep.get("train_fraction", 0.5)),
             retrain=bool(config.get("retrain", False)),

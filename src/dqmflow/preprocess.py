@@ -141,17 +141,21 @@ def load_batch(
     runs, counts, info = read_counts(storage, columns)
     position = {int(r): i for i, r in enumerate(runs)}
     rows = np.array([position.get(int(r), -1) for r in table.runs], dtype=np.int64)
+    aligned = len(rows) == len(runs) and bool(np.all(rows == np.arange(len(runs))))
     histograms: dict[str, HistogramSet] = {}
     for column in columns:
         if column not in counts:
             continue
-        stored, stored_valid = counts[column]
-        shape = info[column].shape
-        present = rows >= 0
-        values = np.zeros((len(rows), *shape))
-        values[present] = stored[rows[present]]
-        valid = np.zeros(len(rows), dtype=bool)
-        valid[present] = stored_valid[rows[present]]
+        stored, stored_valid = counts.pop(column)
+        if aligned:  # the usual case: storage and run table hold the same runs in the same order
+            values, valid = stored, stored_valid
+        else:  # runs whose file could not be read are in the run table only
+            present = rows >= 0
+            values = np.zeros((len(rows), *info[column].shape))
+            values[present] = stored[rows[present]]
+            valid = np.zeros(len(rows), dtype=bool)
+            valid[present] = stored_valid[rows[present]]
+            del stored
         entries = np.where(valid, np.nan_to_num(table.entries[column], nan=0.0), 0.0)
         fitted = None
         if frozen_training is not None and column in frozen_training:
@@ -167,5 +171,5 @@ def load_batch(
             split=histogram_split(table.split, valid, entries, min_entries, fitted),
             edges=info[column].edges,
         )
-    never_read = tuple(c for c in columns if c not in counts)
+    never_read = tuple(c for c in columns if c not in info)
     return Batch(table, histograms, never_read)

@@ -103,16 +103,16 @@ def read_counts(
     """
     info = read_storage_info(path)
     present = [c for c in columns if c in info]
-    table = pq.read_table(path, columns=["run_number", *present])
-    runs = table["run_number"].to_numpy()
+    handle = pq.ParquetFile(path)
+    runs = handle.read(columns=["run_number"])["run_number"].to_numpy()
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for column in present:
-        arr = table[column].combine_chunks()
+    for column in present:  # one column at a time: memory holds the numpy copies, not the arrow tables too
+        arr = handle.read(columns=[column])[column].combine_chunks()
         valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        shape = info[column].shape
         counts = np.zeros((len(arr), info[column].n_bins))
         if valid.any():
             values = arr.flatten().to_numpy(zero_copy_only=False)  # nulls' slots are left out
             counts[valid] = values.reshape(int(valid.sum()), -1)
-        out[column] = (counts.reshape((len(arr), *shape)), valid)
+        del arr
+        out[column] = (counts.reshape((len(counts), *info[column].shape)), valid)
     return runs, out, {c: info[c] for c in present}
