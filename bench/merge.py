@@ -3,9 +3,10 @@
     python bench/merge.py [--runs 5000] [--histograms 200] [--bins 100] [--workdir DIR]
 
 Writes shards and manifests for ``--runs`` runs x ``--histograms`` 1D histograms of ``--bins``
-bins (two subsystems), as the fetch stage does, then merges them in a separate process and
-prints its wall time and peak RSS (target: < 2 GB), the size of the table in memory if it were
-built at once, and checks that pandas and awkward read the result.
+bins (two subsystems), as the fetch stage does, then merges them in a separate process as the
+workflow does (the AutoDQM_ML table, the per-subsystem storage of model jobs and the entries
+table) and prints its wall time and peak RSS (target: < 2 GB), the size of the table in memory if
+it were built at once, and checks that pandas and awkward read the result.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ work = Path(sys.argv[1])
 names = [HistogramName.from_column(c) for c in (work / "columns.txt").read_text().splitlines()]
 manifests = {s.name: sorted(s.glob("*.tsv")) for s in (work / "shards").iterdir()}
 start = time.perf_counter()
-merge(manifests, names, {}, work / "histograms.parquet", work / "report.tsv")
+merge(manifests, names, {}, work / "histograms.parquet", work / "report.tsv", entries=work / "entries.parquet",
+      storage={s: work / "data" / f"{s}.parquet" for s in manifests})
 print(f"{time.perf_counter() - start:.1f}")
 """
 
