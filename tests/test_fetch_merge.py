@@ -16,6 +16,7 @@ from dqmflow.fetch import FetchError, fetch_batch, read_manifest
 from dqmflow.merge import read_histogram_metadata
 from dqmflow.metadata import parse_datasets
 from dqmflow.names import HistogramName
+from dqmflow.preprocess import load_batch
 from dqmflow.rootio import read_file, to_th1f, to_th2f
 from tests.conftest import SMALL, fetch_and_merge, small_datasets
 
@@ -103,6 +104,19 @@ def test_broken_and_odd_files_lose_nothing(demo_tree: Path, tmp_path: Path, all_
     assert str(files[broken]) in row["file"] and "cannot read file" in row["problem"]
     written = pd.read_csv(tmp_path / "work" / "fetch_report.tsv", sep="\t")
     assert len(written) == len(report)
+
+    # The run table keeps the unreadable run (split missing); model jobs see the same runs aligned.
+    runs = pd.read_parquet(tmp_path / "work" / "runs.parquet").set_index("run_number")
+    assert len(runs) == len(plans) and runs.loc[broken, "split"] == "missing"
+    batch = load_batch(tmp_path / "work" / "runs.parquet", tmp_path / "work" / "data" / "L1T.parquet",
+                       [phi.column, eta.column])  # fmt: skip
+    split = dict(zip(batch.runs, batch[phi.column].split, strict=True))
+    assert split[broken] == split[no_phi] == split[odd_binning] == "missing"
+    assert batch[eta.column].split[list(batch.runs).index(odd_binning)] != "missing"
+    healthy = plans[3].run
+    stored = batch[phi.column].counts[list(batch.runs).index(healthy)]
+    merged = np.asarray(frame.loc[frame["run_number"] == healthy, phi.column].iloc[0])
+    np.testing.assert_array_equal(stored, merged)
 
 
 def test_wrong_type_and_empty_histograms_are_reported(tmp_path: Path) -> None:
