@@ -109,7 +109,7 @@ def truth_aucs(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     run_rows = []
     for path in sorted((pd_dir / "assessment").glob("*/run_ranking.csv")):
         ranking = pd.read_csv(path)
-        ranking = ranking[~ranking["is_train"] & ~ranking["low_stats"]]
+        ranking = ranking[~ranking["is_train"] & ~ranking["low_stats"] & ~ranking["unreadable"]]
         labels = ranking["run_number"].isin(anomalous_runs).astype(int).to_numpy()
         algorithm = path.parent.name
         for name, column in (("fisher", "fisher"), ("min p", "neg_log10_min_p"), ("n flagged", "n_flagged")):

@@ -89,3 +89,18 @@ def test_run_level_combination_flags_the_right_runs() -> None:
     assert r95["n_flagged"] >= 1 and not r95["is_train"]
     r96 = ranking.set_index("run_number").loc[96]
     assert r96["worst_histogram"] == "d"  # a missing histogram counts as maximally anomalous
+
+
+def test_a_run_whose_file_could_not_be_read_has_no_verdict_and_comes_last() -> None:
+    rows = []
+    for run in range(1, 31):
+        for h in ("A/h1", "A/h2"):
+            split = "missing" if run == 5 else ("train" if run % 2 else "test")
+            score = np.nan if run == 5 else float(run % 7)
+            rows.append({"run_number": run, "histogram": h, "score": score, "label": 0, "split": split, "year": 2022})
+    ranking = run_level_scores(pd.DataFrame(rows), alpha=0.05)
+    last = ranking.iloc[-1]
+    assert last["run_number"] == 5 and last["unreadable"] and np.isnan(last["min_p"]) and last["n_flagged"] == 0
+    assert not ranking.iloc[:-1]["unreadable"].any()
+    empty = run_level_scores(pd.DataFrame(columns=["run_number", "histogram", "score", "label", "split", "year"]))
+    assert {"is_train", "low_stats", "unreadable", "min_p"} <= set(empty.columns)

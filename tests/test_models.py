@@ -12,10 +12,11 @@ import pytest
 
 from dqmflow.algorithms import load_config
 from dqmflow.demo import plan_runs
-from dqmflow.models import Preprocessing, collect_scores, read_training_record, score_chunk, train_chunk
+from dqmflow.models import Preprocessing, collect_scores, score_chunk, train_chunk
 from dqmflow.names import HistogramName
 from dqmflow.runtable import build_run_table
 from dqmflow.scores import SCORE_COLUMNS
+from dqmflow.training import read_training_record
 from tests.conftest import REPO, SMALL
 
 QUALITY = HistogramName("L1T", "/Run summary/L1TStage2EMTF/emtfTrackQualityVsMode")

@@ -213,7 +213,10 @@ def _plot_examples(
 
 
 def _run_level_metrics(ranking: pd.DataFrame, n_bootstrap: int, seed: int) -> dict:
-    evaluation = ranking[~ranking["is_train"] & ~ranking["low_stats"] & ranking["label"].isin((0, 1))]
+    usable = (
+        ~ranking["is_train"].astype(bool) & ~ranking["low_stats"].astype(bool) & ~ranking["unreadable"].astype(bool)
+    )
+    evaluation = ranking[usable & ranking["label"].isin((0, 1))]
     labels = evaluation["label"].to_numpy()
     out = {
         "fisher": bootstrap_roc(evaluation["fisher"].to_numpy(), labels, n_bootstrap, seed),

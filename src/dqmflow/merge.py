@@ -68,6 +68,7 @@ def merge(
     extra_problems: Sequence[Mapping[str, object]] = (),
     storage: Mapping[str, str | Path] | None = None,
     entries: str | Path | None = None,
+    signatures: Mapping[int, str] | None = None,
     chunk_runs: int = 256,
 ) -> pd.DataFrame:
     """Merge the shards listed by ``manifests`` ({subsystem: [manifest paths]}) into ``output``.
@@ -78,7 +79,8 @@ def merge(
     to the report as they are. If given, ``storage`` ({subsystem: path}) receives the same bin
     contents in the per-subsystem layout model jobs read (:mod:`dqmflow.storage`), and
     ``entries`` a table of every run, including runs whose file could not be read, with their
-    label and the entries of every usable histogram (the input of :mod:`dqmflow.runtable`).
+    label, their file's ``signatures`` (path, size, mtime) and the entries of every usable
+    histogram (the input of :mod:`dqmflow.runtable`).
     """
     frames = []
     for subsystem, paths in manifests.items():
@@ -165,7 +167,7 @@ def merge(
     }
     schema = pa.schema(fields, metadata=file_meta)
     if entries is not None:
-        _write_entries(man, good, wanted, labels, entries)
+        _write_entries(man, good, wanted, labels, signatures or {}, entries)
     writers = {
         subsystem: StorageWriter(
             path,
@@ -217,9 +219,15 @@ def merge(
 
 
 def _write_entries(
-    man: pd.DataFrame, good: pd.DataFrame, wanted: Sequence[str], labels: Mapping[int, int], path: str | Path
+    man: pd.DataFrame,
+    good: pd.DataFrame,
+    wanted: Sequence[str],
+    labels: Mapping[int, int],
+    signatures: Mapping[int, str],
+    path: str | Path,
 ) -> None:
-    """One row per run of the manifests: year, era, label, readable, entries per usable histogram."""
+    """One row per run of the manifests: year, era, label, signature, readable (some subsystem's
+    fetch read the file), entries per usable histogram."""
     columns = ["run_number", "year", "era"]
     runs = man.drop_duplicates("run_number").sort_values("run_number")[columns] if not man.empty else None
     frame = pd.DataFrame(columns=columns) if runs is None else runs.reset_index(drop=True)
@@ -227,8 +235,9 @@ def _write_entries(
     frame["year"] = frame["year"].astype("int64")
     frame["era"] = frame["era"].astype(str)
     frame["label"] = np.array([labels.get(int(r), -1) for r in frame["run_number"]], dtype=np.int64)
-    failed = set(man.loc[man["status"] == "file_error", "run_number"]) if not man.empty else set()
-    frame["readable"] = ~frame["run_number"].isin(failed)
+    frame["signature"] = [str(signatures.get(int(r), "")) for r in frame["run_number"]]
+    read = set(man.loc[man["status"] != "file_error", "run_number"]) if not man.empty else set()
+    frame["readable"] = frame["run_number"].isin(read)
     values = (
         good.pivot_table(index="run_number", columns="histogram", values="entries", aggfunc="first")
         if not good.empty

@@ -161,8 +161,11 @@ def run_level_scores(scores: pd.DataFrame, alpha: float = 0.01) -> pd.DataFrame:
     ``scores`` is the long table (run_number, histogram, score, label, split, ...) of one
     algorithm. Returns per run: label, ``is_train``, ``low_stats``, ``fisher``, ``min_p``,
     ``n_flagged`` (p < ``alpha``) and ``worst_histogram``, most anomalous first (smallest p,
-    then largest Fisher combination).
+    then largest Fisher combination). A run with no histogram at all (its file could not be read:
+    ``unreadable``) has no verdict (NaN) and is listed last: a fetch failure is not an anomaly.
     """
+    columns = ["run_number", "label", "year", "is_train", "low_stats", "unreadable", "fisher", "min_p", "n_flagged",
+               "worst_histogram", "neg_log10_min_p"]  # fmt: skip
     groups = list(scores.groupby("histogram", sort=True))
     n_ref = max((int((g["split"] == "train").sum()) for _, g in groups), default=0)
     floor = 1.0 / (1.0 + n_ref)  # the smallest p-value any histogram can reach
@@ -173,7 +176,7 @@ def run_level_scores(scores: pd.DataFrame, alpha: float = 0.01) -> pd.DataFrame:
         p = np.where(group["split"].to_numpy() == "missing", floor, p)
         parts.append(pd.DataFrame({"run_number": group["run_number"].to_numpy(), "histogram": histogram, "p": p}))
     if not parts:
-        return pd.DataFrame(columns=["run_number", "label", "fisher", "min_p", "n_flagged", "worst_histogram"])
+        return pd.DataFrame(columns=columns)
     pvals = pd.concat(parts, ignore_index=True)
     wide = pvals.pivot(index="run_number", columns="histogram", values="p")
     logp = np.log(wide.to_numpy(dtype=np.float64))
@@ -182,6 +185,7 @@ def run_level_scores(scores: pd.DataFrame, alpha: float = 0.01) -> pd.DataFrame:
         year=("year", "first"),
         is_train=("split", lambda s: bool((s == "train").any())),
         low_stats=("split", lambda s: bool((s == "low_stats").any())),
+        unreadable=("split", lambda s: bool((s == "missing").all())),
     )
     out = pd.DataFrame(index=wide.index)
     out["fisher"] = -2.0 * np.nansum(logp, axis=1)
@@ -190,5 +194,8 @@ def run_level_scores(scores: pd.DataFrame, alpha: float = 0.01) -> pd.DataFrame:
     filled = np.where(np.isnan(logp), np.inf, logp)
     out["worst_histogram"] = np.asarray(wide.columns)[np.argmin(filled, axis=1)]
     out = per_run.join(out).reset_index()
+    out.loc[out["unreadable"], ["fisher", "min_p"]] = np.nan
+    out.loc[out["unreadable"], "n_flagged"] = 0
+    out.loc[out["unreadable"], "worst_histogram"] = ""
     out["neg_log10_min_p"] = -np.log10(out["min_p"])
-    return out.sort_values(["min_p", "fisher"], ascending=[True, False], kind="stable", ignore_index=True)
+    return out.sort_values(["min_p", "fisher"], ascending=[True, False], kind="stable", ignore_index=True)[columns]

@@ -4,9 +4,10 @@ A *chunk* is a list of histograms of one subsystem. :func:`train_chunk` reads on
 histograms' columns of the subsystem's storage file and the run table, fits the algorithm over
 runs x histograms (:class:`~dqmflow.algorithms.base.MultiHistogramAlgorithm`) and writes one model
 folder per histogram with its ``model.json`` (status, the runs it was fitted on, fit time), plus a
-*training record* for the chunk: the runs of the run table at training time (the *pool*). The
-workflow compares that pool with the current runs to decide whether a model must be retrained:
-runs added later are scored, not trained on, until the user asks to retrain.
+*training record* for the chunk: the runs it was trained among (the *pool*) and its training key
+(:mod:`dqmflow.training`). The workflow compares that key with the current one to decide whether
+a model must be retrained: runs added later are scored, not trained on, until the user asks to
+retrain.
 
 :func:`score_chunk` scores every run of the run table and writes, per histogram, the rows of the
 long score table and, in their own file, float32 reconstructions of the most anomalous runs and
@@ -31,10 +32,11 @@ import pyarrow.parquet as pq
 from dqmflow.algorithms.base import AlgorithmConfig
 from dqmflow.preprocess import Batch, load_batch, normalise
 from dqmflow.scores import SCORE_COLUMNS, check_score_table
+from dqmflow.training import read_training_record, training_key, write_training_record
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Preprocessing", "collect_scores", "read_model_info", "read_training_record", "score_chunk", "train_chunk"]
+__all__ = ["Preprocessing", "collect_scores", "read_model_info", "score_chunk", "train_chunk", "training_pool"]
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,15 @@ def train_chunk(
     prep: Preprocessing,
     model_dirs: Mapping[str, str | Path],
     record: str | Path,
-    fingerprint: str = "",
+    key: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Fit ``config`` on the histograms of ``model_dirs`` ({column: output folder}).
 
-    The training record (``record``) keeps the runs of the run table (the *pool*) and the
-    workflow's ``fingerprint`` of the training runs, against which later invocations decide
-    whether the chunk must be retrained.
+    The runs trained among (the *pool*) are those of the chunk's previous training record that
+    are still in the run table, or every run of the run table: whichever gives the training
+    ``key`` the workflow planned with (:mod:`dqmflow.training`; without a key, every run). So a
+    model retrained because its params changed keeps its runs, and runs added since join only
+    when the user asks to retrain. The record is rewritten with the pool and the key.
 
     A histogram that was never read, or that has too few usable training runs for the algorithm
     (:class:`~dqmflow.algorithms.base.NotEnoughData`), gets a ``model.json`` with ``"status":
@@ -72,7 +76,10 @@ def train_chunk(
     the histogram. Returns the ``model.json`` contents per column.
     """
     columns = list(model_dirs)
-    batch = load_batch(run_table, storage, columns, min_entries=prep.min_entries)
+    pool = training_pool(run_table, config, prep, columns, record, key)
+    batch = load_batch(
+        run_table, storage, columns, min_entries=prep.min_entries, frozen_training=dict.fromkeys(columns, pool)
+    )
     model = config.build()
     start = time.perf_counter()
     failures = model.fit(batch) if batch.histograms else {}
@@ -103,31 +110,46 @@ def train_chunk(
             )
         (dirs[column] / "model.json").write_text(json.dumps(info, indent=1))
         infos[column] = info
-    Path(record).parent.mkdir(parents=True, exist_ok=True)
-    Path(record).write_text(
-        json.dumps(
-            {
-                "algorithm": config.tag,
-                "histograms": columns,
-                "pool": sorted(int(r) for r in batch.runs),
-                "fingerprint": fingerprint,
-                "trained": len(trained),
-                "failed": failures,
-                "fit_seconds": round(seconds, 3),
-            }
-        )
+    write_training_record(
+        record,
+        pool,
+        key or "",
+        algorithm=config.tag,
+        histograms=columns,
+        trained=len(trained),
+        failed=failures,
+        fit_seconds=round(seconds, 3),
     )
     return infos
 
 
-def read_training_record(record: str | Path) -> tuple[list[int] | None, str]:
-    """(the runs a chunk's models were trained among, the fingerprint they were trained with);
-    ``(None, "")`` if the chunk was never trained."""
-    try:
-        raw = json.loads(Path(record).read_text())
-        return [int(r) for r in raw["pool"]], str(raw.get("fingerprint", ""))
-    except (FileNotFoundError, KeyError, json.JSONDecodeError):
-        return None, ""
+def training_pool(
+    run_table: str | Path,
+    config: AlgorithmConfig,
+    prep: Preprocessing,
+    columns: Sequence[str],
+    record: str | Path,
+    key: str | None,
+) -> list[int]:
+    """The runs to train among: see :func:`train_chunk`."""
+    table = pq.read_table(run_table, columns=["run_number", "label", "signature"]).to_pydict()
+    current = [int(r) for r in table["run_number"]]
+    if key is None:
+        return current
+    signatures = dict(zip(current, table["signature"], strict=True))
+    labels = dict(zip(current, (int(v) for v in table["label"]), strict=True))
+    previous, _ = read_training_record(record)
+    candidates = [current] if previous is None else [[r for r in previous if r in signatures], current]
+    for pool in candidates:
+        found = training_key(
+            pool, signatures, labels, algorithm=config.as_dict(), preprocessing=asdict(prep), columns=columns
+        )
+        if found == key:
+            return pool
+    raise RuntimeError(
+        f"{record}: the run table {run_table} does not match the training runs the workflow planned with "
+        f"(key {key}); it changed while the workflow ran: run snakemake again"
+    )
 
 
 def score_chunk(

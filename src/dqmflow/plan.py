@@ -8,7 +8,6 @@ this here (not in ``.smk`` files) makes it unit-testable without Snakemake.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -18,9 +17,9 @@ from typing import Any
 
 from dqmflow.algorithms.base import AlgorithmConfig, load_configs
 from dqmflow.discover import DqmFile, Selection, batch_of, read_catalog, select
-from dqmflow.metadata import BAD, Datasets, load_contents, load_datasets
+from dqmflow.metadata import Datasets, load_contents, load_datasets
 from dqmflow.names import HistogramName
-from dqmflow.runtable import uniform
+from dqmflow.training import candidates_digest, training_key
 
 __all__ = ["DEMO_DIR", "Chunk", "Plan", "export_source_path"]
 
@@ -70,8 +69,7 @@ class Plan:
     algorithms: Mapping[str, AlgorithmConfig]
     runs_per_batch: int
     histograms_per_job: int = 200
-    seed: int = 0
-    train_fraction: float = 0.5
+    preprocessing: Mapping[str, Any] = field(default_factory=dict)
     retrain: bool = False
     _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -85,8 +83,7 @@ class Plan:
             algorithms=load_configs(list(config["algorithms"])),
             runs_per_batch=int(config["fetch"]["runs_per_batch"]),
             histograms_per_job=int(config.get("histograms_per_job", 200)),
-            seed=int(prep.get("seed", 0)),
-            train_fraction=float(prep.get("train_fraction", 0.5)),
+            preprocessing=dict(prep),
             retrain=bool(config.get("retrain", False)),
         )
 
@@ -103,26 +100,27 @@ class Plan:
             raise ValueError(f"subsystem names collide once '-' is read as '_': {sorted(self.subsystems)}")
         return tuple(out)
 
-    def training_fingerprint(self, selection: Selection, pool: Sequence[int] | None) -> str:
-        """What a chunk's models depend on among the runs: their training candidates' data and labels.
+    def training_key(self, selection: Selection, tag: str, chunk: Chunk, pool: Sequence[int] | None) -> str:
+        """The training key (:mod:`dqmflow.training`) of ``chunk`` for algorithm config ``tag``.
 
-        ``pool`` is the run list of the chunk's training record (the runs that existed when it was
-        trained), or ``None`` if it never was. Runs added since are not candidates, so adding runs
-        retrains nothing; a candidate whose file changed, that left the selection, or whose label
-        went to or from bad changes the fingerprint and retrains the chunk. With ``retrain`` the
-        pool is every selected run: models whose training set would grow are retrained.
+        ``pool`` is the run list of the chunk's training record, or ``None`` if it was never
+        trained; with ``retrain`` the pool is every selected run, so models whose training set
+        would grow are retrained.
         """
-        files = selection.files
-        runs = sorted(files) if pool is None or self.retrain else sorted(r for r in pool if r in files)
-        key = ("fingerprint", id(selection), hash(tuple(runs)))
-        if key not in self._memo:
-            digest = hashlib.sha1(f"{self.seed}:{self.train_fraction}".encode())
-            for run in runs:
-                if uniform(run, self.seed) < self.train_fraction:
-                    is_bad = self.datasets.label(run) == BAD
-                    digest.update(f"{run}|{files[run].signature}|{int(is_bad)}\n".encode())
-            self._memo[key] = (selection, digest.hexdigest()[:20])
-        return str(self._memo[key][1])
+        runs = tuple(sorted(selection.files)) if pool is None or self.retrain else tuple(pool)
+        memo = ("candidates", id(selection), hash(runs))
+        if memo not in self._memo:  # the same for every chunk trained at the same time
+            signatures, labels = self.signatures(selection), self.labels(selection)
+            self._memo[memo] = (selection, candidates_digest(runs, signatures, labels, self.preprocessing))
+        return training_key(
+            runs,
+            {},
+            {},
+            algorithm=self.algorithms[tag].as_dict(),
+            preprocessing=self.preprocessing,
+            columns=chunk.columns,
+            candidates=self._memo[memo][1],
+        )
 
     @property
     def is_demo(self) -> bool:
@@ -185,6 +183,11 @@ class Plan:
 
     def labels(self, selection: Selection) -> dict[int, int]:
         return self.datasets.labels(selection.files)
+
+    @staticmethod
+    def signatures(selection: Selection) -> dict[int, str]:
+        """Each selected run's file signature (path, size, mtime)."""
+        return {run: item.signature for run, item in selection.files.items()}
 
     @staticmethod
     def selection_problems(selection: Selection) -> list[dict[str, Any]]:

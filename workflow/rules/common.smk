@@ -12,7 +12,7 @@ export_source_path(Path(workflow.basedir).parent / "src")
 
 from dqmflow.names import SLUG_PATTERN, HistogramName
 from dqmflow.plan import DEMO_DIR, Plan
-from dqmflow.models import read_training_record
+from dqmflow.training import read_training_record
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -62,6 +62,10 @@ def labels(wildcards):
     return PLAN.labels(selection(wildcards.pd))
 
 
+def signatures(wildcards):
+    return PLAN.signatures(selection(wildcards.pd))
+
+
 def selection_problems(wildcards):
     return PLAN.selection_problems(selection(wildcards.pd))
 
@@ -84,35 +88,43 @@ def training_record(chunk):
     return f"results/{{pd}}/training/{{algo}}/{chunk.id}.json"
 
 
-def current_fingerprint(chunk, wildcards):
-    """(fingerprint of the chunk's training runs now, the one its models were trained with)."""
+def current_key(chunk, wildcards):
+    """(the chunk's training key now, the key its models were trained with; "" if never)."""
     record = training_record(chunk).format(pd=wildcards.pd, algo=wildcards.algo)
     pool, trained_with = read_training_record(record)
-    return PLAN.training_fingerprint(selection(wildcards.pd), pool), trained_with
+    return PLAN.training_key(selection(wildcards.pd), wildcards.algo, chunk, pool), trained_with
 
 
-def training_fingerprint(chunk):
-    """Changes (and retrains the chunk) only when its training runs' data or labels change."""
+def training_key(chunk):
+    """Changes (and retrains the chunk) with its params, preprocessing, histograms, or its
+    training runs' files or labels; not when runs are added (see dqmflow.training)."""
 
     def inner(wildcards):
-        return current_fingerprint(chunk, wildcards)[0]
+        return current_key(chunk, wildcards)[0]
 
     return inner
 
 
 def training_inputs(chunk):
-    """The run table and storage of a train job: ancient while the fingerprint is unchanged, so
+    """The run table and storage of a train job: ancient while the training key is unchanged, so
     that adding runs (which rewrites both) retrains nothing; plain when it changed, so that the
-    job reruns even when merge reruns too (Snakemake does not look at the params of jobs
-    downstream of a job that reruns)."""
+    job reruns even when merge or run_table rerun too (Snakemake does not look at the params of
+    jobs downstream of a job that reruns)."""
 
     def inner(wildcards):
         paths = {
             "runs": f"results/{wildcards.pd}/runs.parquet",
             "storage": f"results/{wildcards.pd}/data/{chunk.subsystem}.parquet",
         }
-        now, trained_with = current_fingerprint(chunk, wildcards)
+        now, trained_with = current_key(chunk, wildcards)
         return {key: ancient(path) for key, path in paths.items()} if now == trained_with else paths
+
+    return inner
+
+
+def training_record_path(chunk):
+    def inner(wildcards):
+        return training_record(chunk).format(pd=wildcards.pd, algo=wildcards.algo)
 
     return inner
 

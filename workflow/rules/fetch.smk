@@ -70,6 +70,7 @@ rule merge:
         histograms=[h.column for h in PLAN.histograms],
         subsystems=PLAN.subsystems,
         labels=labels,
+        signatures=signatures,
         problems=selection_problems,
     log:
         "logs/{pd}/merge.log",

@@ -1,8 +1,10 @@
 # Model jobs: one job trains (or scores) every histogram of a chunk (up to histograms_per_job of
 # one subsystem) for one algorithm config. Rules are made per chunk so that every histogram keeps
 # its own outputs (models/ALGO/HIST/, scores/ALGO/HIST.parquet) that can be asked for alone.
-# A model reruns when its params, code or training fingerprint change (training_fingerprint and
-# training_inputs in common.smk), not when runs are added.
+# A model reruns when its training key changes (params, preprocessing, histograms, the files and
+# labels of its training runs: training_key and training_inputs in common.smk), not when runs are
+# added. The chunk's training record (results/PD/training/ALGO/CHUNK.json) is kept by the train
+# job across reruns, so it is not a declared output.
 
 for chunk in PLAN.chunks:
 
@@ -14,12 +16,12 @@ for chunk in PLAN.chunks:
             config=algorithm_file,
         output:
             models=[directory(path) for path in model_dirs(chunk)],
-            record=training_record(chunk),
         params:
             histograms=chunk.columns,
             algorithm=algorithm_params,
             preprocessing=config["preprocessing"],
-            training=training_fingerprint(chunk),
+            training=training_key(chunk),
+            record=training_record_path(chunk),
         log:
             f"logs/{{pd}}/train/{{algo}}/{chunk.id}.log",
         benchmark:
@@ -39,7 +41,6 @@ for chunk in PLAN.chunks:
             runs="results/{pd}/runs.parquet",
             storage=f"results/{{pd}}/data/{chunk.subsystem}.parquet",
             models=model_dirs(chunk),
-            record=training_record(chunk),
             config=algorithm_file,
         output:
             scores=[f"results/{{pd}}/scores/{{algo}}/{slug}.parquet" for slug in chunk.slugs],

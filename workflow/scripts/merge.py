@@ -20,6 +20,7 @@ report = merge(
     extra_problems=snakemake.params.problems,
     storage=dict(zip(snakemake.params.subsystems, snakemake.output.storage, strict=True)),
     entries=snakemake.output.entries,
+    signatures={int(run): signature for run, signature in snakemake.params.signatures.items()},
 )
 for status, count in report["status"].value_counts().items():
     log.warning("%d fetch report rows with status %s (see %s)", count, status, snakemake.output.report)

@@ -12,7 +12,7 @@ with timed(log):
         load_config(snakemake.input.config),
         Preprocessing(**snakemake.params.preprocessing),
         dict(zip(snakemake.params.histograms, snakemake.output.models, strict=True)),
-        snakemake.output.record,
+        snakemake.params.record,
         snakemake.params.training,
     )
 failed = [column for column, info in infos.items() if info["status"] != "trained"]

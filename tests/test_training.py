@@ -1,0 +1,40 @@
+"""The training key: what retrains a chunk, and what does not."""
+
+from __future__ import annotations
+
+from dqmflow.runtable import uniform
+from dqmflow.training import training_key
+
+PREP = {"min_entries": 10000, "train_fraction": 0.5, "calibration_fraction": 0.2, "seed": 0}
+ALGO = {"tag": "pca_2", "algorithm": "pca", "params": {"n_components": 2}}
+COLUMNS = ["CSC//Run summary/a", "CSC//Run summary/b"]
+RUNS = list(range(300000, 300060))
+TRAIN = [r for r in RUNS if uniform(r, 0) < 0.5]
+OTHER = [r for r in RUNS if uniform(r, 0) >= 0.5]
+
+
+def key(pool=RUNS, signatures=None, labels=None, algorithm=ALGO, preprocessing=PREP, columns=COLUMNS) -> str:
+    signatures = signatures if signatures is not None else {r: f"/eos/{r}.root|100|1" for r in RUNS}
+    return training_key(pool, signatures, labels or {}, algorithm=algorithm, preprocessing=preprocessing,
+                        columns=columns)  # fmt: skip
+
+
+def test_runs_outside_the_pool_or_the_train_share_do_not_count() -> None:
+    base = key()
+    added = {r: f"/eos/{r}.root|100|1" for r in [*RUNS, 400001, 400002]}
+    assert key(signatures=added) == base, "runs added after training are not in the pool"
+    assert key(labels={OTHER[0]: 1}) == base, "relabelling a run outside the train share"
+    assert key(labels={TRAIN[0]: 1}) != base, "a training run labelled bad leaves the training set"
+    assert key(labels={TRAIN[0]: 1}, signatures={r: "s" for r in RUNS if r != TRAIN[0]}) != base
+    dropped = {r: f"/eos/{r}.root|100|1" for r in RUNS if r != TRAIN[1]}
+    assert key(signatures=dropped) != base, "a training run left the selection"
+    changed = {r: f"/eos/{r}.root|100|1" for r in RUNS} | {TRAIN[2]: f"/eos/{TRAIN[2]}_v2.root|120|5"}
+    assert key(signatures=changed) != base, "a training run's file changed"
+
+
+def test_params_preprocessing_and_histograms_count() -> None:
+    base = key()
+    assert key(algorithm={**ALGO, "params": {"n_components": 3}}) != base
+    assert key(preprocessing={**PREP, "min_entries": 20000}) != base
+    assert key(columns=COLUMNS[:1]) != base
+    assert key(pool=[*RUNS, 400001]) == base, "a pool run that is no longer selected is left out"
