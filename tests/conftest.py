@@ -75,6 +75,7 @@ def fetch_and_merge(source: Path, workdir: Path, histograms: list[HistogramName]
         workdir / "fetch_report.tsv",
         storage={s: workdir / "data" / f"{s}.parquet" for s in subsystems},
         entries=workdir / "entries.parquet",
+        signatures={run: item.signature for run, item in selection.files.items()},
     )
     build_run_table(workdir / "entries.parquet", workdir / "runs.parquet")
     return table, report, selection

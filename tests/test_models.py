@@ -138,3 +138,59 @@ def test_model_jobs_import_neither_the_fetch_layer_nor_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"a model job loads what it does not use: {out}"
+
+
+def test_a_rerun_reuses_the_scores_of_unchanged_runs_and_rescores_changed_ones(
+    demo_store: Path, tmp_path: Path
+) -> None:
+    config = load_config(REPO / "config" / "algorithms" / "pca_2.yaml")
+    prep = Preprocessing()
+    runs_path, storage = demo_store / "runs.parquet", demo_store / "data" / "L1T.parquet"
+    models = outputs(tmp_path, [QUALITY, PHI], "models")
+    train_chunk(runs_path, storage, config, prep, models, tmp_path / "rec.json")
+
+    def score(runs: Path, name: str) -> pd.DataFrame:
+        return score_chunk(runs, storage, config, prep, models, outputs(tmp_path / name, [QUALITY, PHI], "s", ".p"),
+                           outputs(tmp_path / name, [QUALITY, PHI], "r", ".p"), record=tmp_path / "rec.json",
+                           cache=tmp_path / "cache.parquet")  # fmt: skip
+
+    first = score(runs_path, "a")
+    assert first.attrs["scored_runs"] == len(plan_runs(SMALL)), "nothing to reuse at first"
+    again = score(runs_path, "b")
+    assert again.attrs["scored_runs"] == 0
+    pd.testing.assert_frame_equal(first, again)
+    # A reprocessed file (new signature) is scored again, with the same models.
+    table = pq.read_table(runs_path).to_pandas()
+    changed = int(table["run_number"].iloc[3])
+    table.loc[table["run_number"] == changed, "signature"] = "/eos/reprocessed.root|1|2"
+    table.to_parquet(tmp_path / "runs.parquet", index=False)
+    third = score(tmp_path / "runs.parquet", "c")
+    assert third.attrs["scored_runs"] == 1
+    pd.testing.assert_frame_equal(first, third)
+    # Retraining (a new training record) scores every run again.
+    train_chunk(runs_path, storage, config, prep, models, tmp_path / "rec.json")
+    assert score(runs_path, "d").attrs["scored_runs"] == len(plan_runs(SMALL))
+
+
+def test_scoring_identity_is_the_same_in_another_process(demo_store: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = load_config(REPO / "config" / "algorithms" / "chi2.yaml")
+    models = outputs(tmp_path, [PHI], "models")
+    train_chunk(demo_store / "runs.parquet", demo_store / "data" / "L1T.parquet", config, Preprocessing(), models,
+                tmp_path / "rec.json")  # fmt: skip
+    chi2 = str(REPO / "config" / "algorithms" / "chi2.yaml")
+    model_dir, record = str(models[PHI.column]), str(tmp_path / "rec.json")
+    code = (
+        "from dqmflow.algorithms import load_config\n"
+        "from dqmflow.models import _scoring_identity, read_model_info\n"
+        f"print(_scoring_identity(load_config({chi2!r}), {{'x': read_model_info({model_dir!r})}}, {record!r}))\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    ]  # fmt: skip
+    assert runs[0] == runs[1] and len(runs[0].strip()) == 40

@@ -204,6 +204,9 @@ def test_adding_runs_scores_them_without_retraining(workdir: Path) -> None:
     new = scores[scores["run_number"].isin(added)]
     assert len(new) == len(added) * N_HISTS * ALGORITHMS and not (new["split"] == "train").any()
     assert new["score"].notna().mean() > 0.9
+    for log in (workdir / "logs" / "SingleMuon" / "score").rglob("*.log"):
+        anew = re.findall(r"(\d+) runs scored anew", log.read_text())
+        assert anew and int(anew[-1]) == len(added), f"{log}: only the new runs are scored, the others reused"
     assert planned_jobs(workdir) == Counter()
 
 

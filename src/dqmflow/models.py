@@ -16,9 +16,12 @@ of requested runs only.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +33,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dqmflow.algorithms.base import AlgorithmConfig
-from dqmflow.preprocess import Batch, load_batch, normalise
+from dqmflow.preprocess import histogram_split, load_batch, normalise
+from dqmflow.runtable import read_run_table
 from dqmflow.scores import SCORE_COLUMNS, check_score_table
 from dqmflow.training import read_training_record, training_key, write_training_record
 
@@ -114,6 +118,7 @@ def train_chunk(
         record,
         pool,
         key or "",
+        id=uuid.uuid4().hex,
         algorithm=config.tag,
         histograms=columns,
         trained=len(trained),
@@ -163,6 +168,8 @@ def score_chunk(
     *,
     n_reconstructed: int = 10,
     reco_runs: Sequence[int] = (),
+    record: str | Path | None = None,
+    cache: str | Path | None = None,
 ) -> pd.DataFrame:
     """Score every run of the run table with the chunk's trained models.
 
@@ -170,48 +177,70 @@ def score_chunk(
     runs when the model could not be trained. An empty histogram in a run that is not short
     scores +inf for every algorithm. For each histogram, reconstructions of the
     ``n_reconstructed`` highest-scoring runs outside the training split and of ``reco_runs`` are
-    written to its ``reco_files`` entry. Returns the long score table of the chunk.
+    written to its ``reco_files`` entry. Returns the long score table of the chunk; its
+    ``attrs["scored_runs"]`` counts the runs scored anew.
+
+    With a ``cache`` file (kept by the job across reruns) and the chunk's training ``record``,
+    scores are reused for runs whose file (signature) and entries are unchanged, computed by the
+    same models (the record's id) and the same scoring code: adding runs to a frozen model scores
+    only the new runs, and reads from ``storage`` only them and the runs to reconstruct.
     """
     columns = list(model_dirs)
     infos = {c: read_model_info(model_dirs[c]) for c in columns}
     trained = [c for c in columns if infos[c]["status"] == "trained"]
     frozen = {c: infos[c]["training_runs"] for c in trained}
-    batch = load_batch(run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen)
-    runs = batch.runs
-    scores = np.full((len(runs), len(columns)), np.nan)
+    table = read_run_table(run_table, columns)
+    runs = table.runs
+    n = len(runs)
+    identity = _scoring_identity(config, infos, record)
+    previous = _read_score_cache(cache, identity, columns)
+    reuse = np.zeros(n, dtype=bool)
+    scores = np.full((n, len(columns)), np.nan)
     lo = hi = None
-    model = None
-    if trained:
-        model = config.load({c: Path(model_dirs[c]) for c in trained})
+    if previous is not None:
+        reuse, scores, lo, hi = _reuse(previous, table, columns)
+    model = config.load({c: Path(model_dirs[c]) for c in trained}) if trained else None
+    todo = runs[~reuse]
+    if model is not None and len(todo):
+        batch = load_batch(run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen, runs=todo)
+        rows = np.flatnonzero(~reuse)
         block = model.score(batch)
-        if block.score_lo is not None and block.score_hi is not None:
+        has_band = block.score_lo is not None and block.score_hi is not None
+        if has_band and (lo is None or hi is None):
             lo, hi = np.full_like(scores, np.nan), np.full_like(scores, np.nan)
         position = {c: j for j, c in enumerate(block.columns)}
         for j, column in enumerate(columns):
-            if column in position and column in trained:
-                scores[:, j] = block.score[:, position[column]]
-                if lo is not None and hi is not None and block.score_lo is not None and block.score_hi is not None:
-                    lo[:, j], hi[:, j] = block.score_lo[:, position[column]], block.score_hi[:, position[column]]
-    frames = []
-    for j, column in enumerate(columns):
-        data = batch.histograms.get(column)
-        split = data.split if data is not None else np.full(len(runs), "missing")
-        entries = data.entries if data is not None else np.zeros(len(runs))
-        if data is not None and column in trained:
+            data = batch.histograms.get(column)
+            if column not in trained or column not in position or data is None:
+                continue
+            fresh = block.score[:, position[column]].copy()
             # An empty histogram where the run is not short is as anomalous as it gets, whatever
             # the algorithm's own measure says (an empty histogram "reconstructs" to almost nothing).
-            empty = (data.counts.reshape(len(runs), -1).sum(axis=1) == 0) & ~np.isin(split, ("missing", "low_stats"))
-            scores[empty, j] = np.inf
+            empty = (data.counts.reshape(len(data), -1).sum(axis=1) == 0) & ~np.isin(
+                data.split, ("missing", "low_stats")
+            )
+            fresh[empty] = np.inf
+            scores[rows, j] = fresh
+            if lo is not None and hi is not None and block.score_lo is not None and block.score_hi is not None:
+                lo[rows, j], hi[rows, j] = block.score_lo[:, position[column]], block.score_hi[:, position[column]]
+    frames = []
+    for j, column in enumerate(columns):
+        entries = table.entries[column]
+        valid = ~np.isnan(entries)
+        fitted = np.isin(runs, frozen[column]) if column in frozen else None
+        split = histogram_split(table.split, valid, np.nan_to_num(entries, nan=0.0), prep.min_entries, fitted)
+        if column not in trained:
+            scores[:, j] = np.nan
         frame = pd.DataFrame(
             {
                 "run_number": runs.astype(np.int64),
-                "year": batch.table.years.astype(np.int64),
+                "year": table.years.astype(np.int64),
                 "histogram": column,
                 "algorithm": config.tag,
                 "score": scores[:, j],
-                "label": batch.table.labels.astype(np.int64),
+                "label": table.labels.astype(np.int64),
                 "split": split,
-                "entries": entries.astype(np.float64),
+                "entries": np.nan_to_num(entries, nan=0.0).astype(np.float64),
             }
         )
         if lo is not None and hi is not None:
@@ -220,51 +249,148 @@ def score_chunk(
         Path(score_files[column]).parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(score_files[column], index=False)
         frames.append(frame)
-        _write_reconstructions(
-            batch, column, frame, model if column in trained else None, reco_files[column], n_reconstructed, reco_runs
-        )
-    return pd.concat(frames, ignore_index=True)
+    _write_reconstructions(
+        run_table, storage, columns, frames, model, trained, reco_files, prep, frozen, n_reconstructed, reco_runs
+    )
+    if cache is not None:
+        _write_score_cache(cache, identity, table, columns, scores, lo, hi)
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["scored_runs"] = len(todo) if model is not None else 0
+    return out
+
+
+def _scoring_identity(
+    config: AlgorithmConfig, infos: Mapping[str, Mapping[str, Any]], record: str | Path | None
+) -> str:
+    """What scores depend on besides a run's data: the models (the training record's id, which
+    every training rewrites), the chunk's model statuses and the scoring code."""
+    if record is None:
+        return ""
+    try:
+        trained_id = str(json.loads(Path(record).read_text())["id"])
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        return ""
+    code = hashlib.sha1()
+    modules = {"dqmflow.models", "dqmflow.preprocess", "dqmflow.algorithms.base", "dqmflow.algorithms.losses"}
+    for module in sorted({*modules, config.cls.__module__}):  # sorted: a set's order changes between processes
+        code.update(Path(str(importlib.import_module(module).__file__)).read_bytes())
+    statuses = json.dumps({c: i["status"] for c, i in infos.items()}, sort_keys=True)
+    return hashlib.sha1(f"{trained_id}|{statuses}|{code.hexdigest()}|{config.as_dict()}".encode()).hexdigest()
+
+
+def _read_score_cache(cache: str | Path | None, identity: str, columns: Sequence[str]) -> pd.DataFrame | None:
+    if cache is None or not identity or not Path(cache).exists():
+        return None
+    try:
+        frame = pq.read_table(cache)
+    except (OSError, ValueError):  # a cache torn by a killed job is not used
+        return None
+    meta = json.loads((frame.schema.metadata or {}).get(b"dqmflow", b"{}"))
+    if meta.get("identity") != identity or meta.get("columns") != list(columns):
+        return None
+    return frame.to_pandas()
+
+
+def _reuse(
+    previous: pd.DataFrame, table: Any, columns: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Which runs' cached scores still hold (same file, same entries per histogram), and them."""
+    cached = previous.set_index("run_number").reindex(table.runs)
+    same = (cached["signature"].fillna("\0").to_numpy() == table.signatures) & (table.signatures != "")
+    for j, column in enumerate(columns):
+        old, new = cached[f"entries_{j}"].to_numpy(dtype=np.float64), table.entries[column]
+        same &= (old == new) | (np.isnan(old) & np.isnan(new))
+    scores = np.full((len(table.runs), len(columns)), np.nan)
+    band = "lo_0" in cached.columns
+    lo = np.full_like(scores, np.nan) if band else None
+    hi = np.full_like(scores, np.nan) if band else None
+    for j in range(len(columns)):
+        scores[same, j] = cached[f"score_{j}"].to_numpy(dtype=np.float64)[same]
+        if lo is not None and hi is not None:
+            lo[same, j] = cached[f"lo_{j}"].to_numpy(dtype=np.float64)[same]
+            hi[same, j] = cached[f"hi_{j}"].to_numpy(dtype=np.float64)[same]
+    return same, scores, lo, hi
+
+
+def _write_score_cache(
+    cache: str | Path,
+    identity: str,
+    table: Any,
+    columns: Sequence[str],
+    scores: np.ndarray,
+    lo: np.ndarray | None,
+    hi: np.ndarray | None,
+) -> None:
+    data: dict[str, Any] = {"run_number": table.runs.astype(np.int64), "signature": table.signatures.astype(str)}
+    for j, column in enumerate(columns):
+        data[f"entries_{j}"] = table.entries[column].astype(np.float64)
+        data[f"score_{j}"] = scores[:, j]
+        if lo is not None and hi is not None:
+            data[f"lo_{j}"], data[f"hi_{j}"] = lo[:, j], hi[:, j]
+    frame = pa.table(data)
+    meta = {"dqmflow": json.dumps({"identity": identity, "columns": list(columns)})}
+    Path(cache).parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(f"{cache}.partial")
+    pq.write_table(frame.replace_schema_metadata(meta), partial)
+    partial.replace(cache)  # never leave a torn cache
 
 
 def _write_reconstructions(
-    batch: Batch,
-    column: str,
-    frame: pd.DataFrame,
+    run_table: str | Path,
+    storage: str | Path,
+    columns: Sequence[str],
+    frames: Sequence[pd.DataFrame],
     model: Any,
-    output: str | Path,
+    trained: Sequence[str],
+    reco_files: Mapping[str, str | Path],
+    prep: Preprocessing,
+    frozen: Mapping[str, Any],
     n_reconstructed: int,
     reco_runs: Sequence[int],
 ) -> None:
-    """float32 originals (unit area) and reconstructions of the top runs and requested runs."""
-    candidates = frame[~frame["split"].isin(("train", "missing"))].sort_values("score", ascending=False, kind="stable")
-    chosen = list(dict.fromkeys([*candidates["run_number"].head(n_reconstructed).tolist(), *reco_runs]))
-    data = batch.histograms.get(column)
-    shape = list(data.shape) if data is not None else []
-    rows: dict[str, list[Any]] = {"run_number": [], "score": [], "original": [], "reconstruction": []}
-    if data is not None and chosen:
-        present = np.isin(batch.runs, chosen) & (data.split != "missing")
-        recos = model.reconstruct(batch, batch.runs[present], [column]).get(column) if model is not None else None
-        originals = normalise(data.counts[present]).astype(np.float32)
-        for i, run in enumerate(batch.runs[present]):
-            rows["run_number"].append(int(run))
-            rows["score"].append(float(frame["score"].to_numpy()[present][i]))
-            rows["original"].append(originals[i].reshape(-1))
-            rows["reconstruction"].append(None if recos is None else np.asarray(recos[i], np.float32).reshape(-1))
-    schema = pa.schema(
-        [
-            ("run_number", pa.int64()),
-            ("score", pa.float64()),
-            ("original", pa.list_(pa.float32())),
-            ("reconstruction", pa.list_(pa.float32())),
-        ],
-        metadata={
-            "dqmflow": json.dumps(
-                {"histogram": column, "shape": shape, "edges": [e.tolist() for e in data.edges] if data else []}
-            )
-        },
+    """float32 originals (unit area) and reconstructions of each histogram's top runs outside the
+    training split and of ``reco_runs``; reads only those runs."""
+    chosen: dict[str, list[int]] = {}
+    for column, frame in zip(columns, frames, strict=True):
+        candidates = frame[~frame["split"].isin(("train", "missing"))]
+        candidates = candidates[candidates["score"].notna()].sort_values("score", ascending=False, kind="stable")
+        wanted = [*candidates["run_number"].head(n_reconstructed).tolist(), *reco_runs]
+        chosen[column] = list(dict.fromkeys(int(r) for r in wanted))
+    union = sorted({r for runs in chosen.values() for r in runs})
+    batch = (
+        load_batch(run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen, runs=union)
+        if union
+        else None
     )
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(rows, schema=schema), output)
+    for column, frame in zip(columns, frames, strict=True):
+        data = batch.histograms.get(column) if batch is not None else None
+        rows: dict[str, list[Any]] = {"run_number": [], "score": [], "original": [], "reconstruction": []}
+        shape: list[int] = []
+        edges: list[list[float]] = []
+        if data is not None and batch is not None:
+            shape, edges = list(data.shape), [e.tolist() for e in data.edges]
+            present = np.isin(batch.runs, chosen[column]) & (data.split != "missing")
+            recos = None
+            if model is not None and column in trained and present.any():
+                recos = model.reconstruct(batch, batch.runs[present], [column]).get(column)
+            originals = normalise(data.counts[present]).astype(np.float32)
+            score_of = dict(zip(frame["run_number"], frame["score"], strict=True))
+            for i, run in enumerate(batch.runs[present]):
+                rows["run_number"].append(int(run))
+                rows["score"].append(float(score_of[int(run)]))
+                rows["original"].append(originals[i].reshape(-1))
+                rows["reconstruction"].append(None if recos is None else np.asarray(recos[i], np.float32).reshape(-1))
+        schema = pa.schema(
+            [
+                ("run_number", pa.int64()),
+                ("score", pa.float64()),
+                ("original", pa.list_(pa.float32())),
+                ("reconstruction", pa.list_(pa.float32())),
+            ],
+            metadata={"dqmflow": json.dumps({"histogram": column, "shape": shape, "edges": edges})},
+        )
+        Path(reco_files[column]).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(rows, schema=schema), reco_files[column])
 
 
 def collect_scores(paths: Sequence[str | Path], output: str | Path) -> pd.DataFrame:

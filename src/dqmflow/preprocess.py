@@ -131,17 +131,21 @@ def load_batch(
     *,
     min_entries: float = 10_000,
     frozen_training: Mapping[str, Collection[int]] | None = None,
+    runs: Collection[int] | None = None,
 ) -> Batch:
-    """Read ``columns`` (one subsystem's histograms) for every run of the run table.
+    """Read ``columns`` (one subsystem's histograms) for every run of the run table (or only
+    ``runs``, in the run table's order).
 
     ``frozen_training``, if given, maps a column to the runs its model was trained on: other runs
     of the ``train`` split (runs added since) are scored as ``test`` for that histogram.
     """
     table = read_run_table(run_table, columns)
-    runs, counts, info = read_counts(storage, columns)
-    position = {int(r): i for i, r in enumerate(runs)}
+    if runs is not None:
+        table = table.subset(np.isin(table.runs, np.fromiter(runs, dtype=np.int64)))
+    stored_runs, counts, info = read_counts(storage, columns, None if runs is None else table.runs.tolist())
+    position = {int(r): i for i, r in enumerate(stored_runs)}
     rows = np.array([position.get(int(r), -1) for r in table.runs], dtype=np.int64)
-    aligned = len(rows) == len(runs) and bool(np.all(rows == np.arange(len(runs))))
+    aligned = len(rows) == len(stored_runs) and bool(np.all(rows == np.arange(len(stored_runs))))
     histograms: dict[str, HistogramSet] = {}
     for column in columns:
         if column not in counts:

@@ -76,9 +76,20 @@ class RunTable:
     labels: np.ndarray
     split: np.ndarray
     entries: dict[str, np.ndarray]  # per histogram column; NaN where not usable
+    signatures: np.ndarray  # the run's file: path|size|mtime ("" if unknown)
 
     def __len__(self) -> int:
         return len(self.runs)
+
+    def subset(self, mask: np.ndarray) -> RunTable:
+        return RunTable(
+            self.runs[mask],
+            self.years[mask],
+            self.labels[mask],
+            self.split[mask],
+            {column: values[mask] for column, values in self.entries.items()},
+            self.signatures[mask],
+        )
 
 
 def build_run_table(
@@ -121,7 +132,8 @@ def read_run_table(path: str | Path, columns: Sequence[str] = ()) -> RunTable:
     """Read the run table with the entries of the histogram ``columns`` only."""
     schema = pq.read_schema(path)
     wanted = [f"{c}{ENTRIES_SUFFIX}" for c in columns if f"{c}{ENTRIES_SUFFIX}" in schema.names]
-    table = pq.read_table(path, columns=["run_number", "year", "label", "split", *wanted])
+    extra = ["signature"] if "signature" in schema.names else []
+    table = pq.read_table(path, columns=["run_number", "year", "label", "split", *extra, *wanted])
     entries = {c: np.full(table.num_rows, np.nan) for c in columns}
     for c in columns:
         if f"{c}{ENTRIES_SUFFIX}" in wanted:
@@ -132,4 +144,5 @@ def read_run_table(path: str | Path, columns: Sequence[str] = ()) -> RunTable:
         labels=table["label"].to_numpy(),
         split=np.asarray(table["split"].to_pylist(), dtype=str),
         entries=entries,
+        signatures=np.asarray(table["signature"].to_pylist() if extra else [""] * table.num_rows, dtype=object),
     )

@@ -93,9 +93,10 @@ def read_storage_info(path: str | Path) -> dict[str, HistogramInfo]:
 
 
 def read_counts(
-    path: str | Path, columns: Sequence[str]
+    path: str | Path, columns: Sequence[str], runs: Sequence[int] | None = None
 ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, HistogramInfo]]:
-    """Read the runs and the given histogram columns of a storage file.
+    """Read the runs and the given histogram columns of a storage file (only ``runs``, if
+    given: row groups without them are skipped by their run-number statistics).
 
     Returns ``(runs, {column: (counts, valid)}, {column: info})``: ``counts`` has shape
     ``(n_runs, *shape)`` with zeros where ``valid`` is false. Columns that the file does not
@@ -104,10 +105,17 @@ def read_counts(
     info = read_storage_info(path)
     present = [c for c in columns if c in info]
     handle = pq.ParquetFile(path)
-    runs = handle.read(columns=["run_number"])["run_number"].to_numpy()
+    filters = [("run_number", "in", [int(r) for r in runs])] if runs is not None else None
+
+    def read(column: str) -> pa.ChunkedArray:
+        if filters is None:
+            return handle.read(columns=[column])[column]
+        return pq.read_table(path, columns=list(dict.fromkeys(["run_number", column])), filters=filters)[column]
+
+    stored_runs = read("run_number").to_numpy()
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for column in present:  # one column at a time: memory holds the numpy copies, not the arrow tables too
-        arr = handle.read(columns=[column])[column].combine_chunks()
+        arr = read(column).combine_chunks()
         valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         counts = np.zeros((len(arr), info[column].n_bins))
         if valid.any():
@@ -115,4 +123,4 @@ def read_counts(
             counts[valid] = values.reshape(int(valid.sum()), -1)
         del arr
         out[column] = (counts.reshape((len(counts), *info[column].shape)), valid)
-    return runs, out, {c: info[c] for c in present}
+    return stored_runs, out, {c: info[c] for c in present}

@@ -129,6 +129,15 @@ def training_record_path(chunk):
     return inner
 
 
+def score_cache_path(chunk):
+    """Scores kept by a score job across reruns, to score only new or changed runs."""
+
+    def inner(wildcards):
+        return f"results/{wildcards.pd}/training/{wildcards.algo}/{chunk.id}.scores.parquet"
+
+    return inner
+
+
 def score_files(wildcards):
     return [f"results/{wildcards.pd}/scores/{tag}/{slug}.parquet" for tag in PLAN.tags for slug in PLAN.slugs]
 

@@ -50,6 +50,8 @@ for chunk in PLAN.chunks:
             algorithm=algorithm_params,
             preprocessing=config["preprocessing"],
             assessment=config["assessment"],
+            record=training_record_path(chunk),
+            cache=score_cache_path(chunk),
         log:
             f"logs/{{pd}}/score/{{algo}}/{chunk.id}.log",
         benchmark:

@@ -18,10 +18,13 @@ with timed(log):
         dict(zip(columns, snakemake.output.reco, strict=True)),
         n_reconstructed=max(settings["n_reconstructed"], settings["n_example_runs"]),
         reco_runs=settings["reco_runs"],
+        record=snakemake.params.record,
+        cache=snakemake.params.cache,
     )
 log.info(
-    "%d scores of %d histograms (%s)",
+    "%d scores of %d histograms (%s); %d runs scored anew, the others reused",
     frame["score"].notna().sum(),
     len(columns),
     frame["split"].value_counts().to_dict(),
+    frame.attrs["scored_runs"],
 )
