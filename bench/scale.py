@@ -27,7 +27,7 @@ discovery and ``merge`` directly, as those steps would:
 * the contents and datasets files (AutoDQM_ML formats): histograms ``<Subsystem>//Run summary/
   Synthetic/<kind>_NNNN`` of ``CSC``, ``L1T`` and ``JetMET``, 70 % 1D (50-100 bins), 20 % 2D 20x20
   and 10 % 2D 36x18; every run listed under one year, the anomalous runs as ``bad_runs``;
-* ``results/PD/entries.parquet`` (the columns ``merge`` writes) and ``results/PD/data/
+* ``results/PD/entries.parquet`` (the columns ``merge`` writes, with each run's catalog signature) and ``results/PD/data/
   SUBSYSTEM.parquet`` (:class:`dqmflow.storage.StorageWriter`): Poisson counts of smooth shapes
   (Gaussian peaks on a background, falling spectra, 2D blobs, occupancy maps with fixed per-cell
   efficiencies) that drift slowly with the run, scaled by a per-run luminosity (3 % short runs
@@ -277,6 +277,7 @@ def write_inputs(work: Path, source: Path, specs: Sequence[Spec], infos: Sequenc
             "year": np.full(len(infos), YEAR, dtype=np.int64),
             "era": [i.era for i in infos],
             "label": np.array([int(i.bad) for i in infos], dtype=np.int64),
+            "signature": [f.signature for f in files],
             "readable": [i.readable for i in infos],
         }
     )

@@ -294,9 +294,10 @@ def _read_score_cache(cache: str | Path | None, identity: str, columns: Sequence
 def _reuse(
     previous: pd.DataFrame, table: Any, columns: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Which runs' cached scores still hold (same file, same entries per histogram), and them."""
+    """Which runs' cached scores still hold (same file, run split and entries per histogram), and them."""
     cached = previous.set_index("run_number").reindex(table.runs)
     same = (cached["signature"].fillna("\0").to_numpy() == table.signatures) & (table.signatures != "")
+    same &= cached["split"].fillna("").to_numpy() == table.split  # low_stats decides the +inf of empty histograms
     for j, column in enumerate(columns):
         old, new = cached[f"entries_{j}"].to_numpy(dtype=np.float64), table.entries[column]
         same &= (old == new) | (np.isnan(old) & np.isnan(new))
@@ -321,7 +322,11 @@ def _write_score_cache(
     lo: np.ndarray | None,
     hi: np.ndarray | None,
 ) -> None:
-    data: dict[str, Any] = {"run_number": table.runs.astype(np.int64), "signature": table.signatures.astype(str)}
+    data: dict[str, Any] = {
+        "run_number": table.runs.astype(np.int64),
+        "signature": table.signatures.astype(str),
+        "split": table.split.astype(str),
+    }
     for j, column in enumerate(columns):
         data[f"entries_{j}"] = table.entries[column].astype(np.float64)
         data[f"score_{j}"] = scores[:, j]
