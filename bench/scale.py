@@ -28,7 +28,8 @@ discovery and ``merge`` directly, as those steps would:
   Synthetic/<kind>_NNNN`` of ``CSC``, ``L1T`` and ``JetMET``, 70 % 1D (50-100 bins), 20 % 2D 20x20
   and 10 % 2D 36x18; every run listed under one year, the anomalous runs as ``bad_runs``;
 * ``results/PD/entries.parquet`` (the columns ``merge`` writes, with each run's catalog
-  signature) and ``results/PD/data/SUBSYSTEM.parquet`` (:class:`dqmflow.storage.StorageWriter`): Poisson counts of smooth shapes
+  signature) and ``results/PD/data/SUBSYSTEM.parquet`` (:class:`dqmflow.storage.StorageWriter`):
+  Poisson counts of smooth shapes
   (Gaussian peaks on a background, falling spectra, 2D blobs, occupancy maps with fixed per-cell
   efficiencies) that drift slowly with the run, scaled by a per-run luminosity (3 % short runs
   fall below ``min_entries``); 5 % of runs are bad, with a dead region, a hot bin, a shift or an
