@@ -159,6 +159,12 @@ def test_a_rerun_reuses_the_scores_of_unchanged_runs_and_rescores_changed_ones(
     again = score(runs_path, "b")
     assert again.attrs["scored_runs"] == 0
     pd.testing.assert_frame_equal(first, again)
+    for name in (QUALITY, PHI):  # reconstructions of reused runs are reused too, not lost
+        reco_a = pd.read_parquet(tmp_path / "a" / "r" / f"{name.slug}.p")
+        reco_b = pd.read_parquet(tmp_path / "b" / "r" / f"{name.slug}.p")
+        assert len(reco_a) >= 1 and reco_a["run_number"].tolist() == reco_b["run_number"].tolist()
+        for x, y in zip(reco_a["reconstruction"], reco_b["reconstruction"], strict=True):
+            np.testing.assert_array_equal(x, y)
     # A reprocessed file (new signature) is scored again, with the same models.
     table = pq.read_table(runs_path).to_pandas()
     changed = int(table["run_number"].iloc[3])

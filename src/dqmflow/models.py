@@ -33,9 +33,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dqmflow.algorithms.base import AlgorithmConfig
-from dqmflow.preprocess import histogram_split, load_batch, normalise
+from dqmflow.preprocess import Batch, histogram_split, load_batch, normalise
 from dqmflow.runtable import read_run_table
 from dqmflow.scores import SCORE_COLUMNS, check_score_table
+from dqmflow.storage import read_storage_info
 from dqmflow.training import read_training_record, training_key, write_training_record
 
 log = logging.getLogger(__name__)
@@ -201,8 +202,12 @@ def score_chunk(
         reuse, scores, lo, hi = _reuse(previous, table, columns)
     model = config.load({c: Path(model_dirs[c]) for c in trained}) if trained else None
     todo = runs[~reuse]
+    batch = None
     if model is not None and len(todo):
-        batch = load_batch(run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen, runs=todo)
+        subset = None if len(todo) == n else todo  # read everything at once when nothing is reused
+        batch = load_batch(
+            run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen, runs=subset
+        )
         rows = np.flatnonzero(~reuse)
         block = model.score(batch)
         has_band = block.score_lo is not None and block.score_hi is not None
@@ -249,11 +254,14 @@ def score_chunk(
         Path(score_files[column]).parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(score_files[column], index=False)
         frames.append(frame)
-    _write_reconstructions(
-        run_table, storage, columns, frames, model, trained, reco_files, prep, frozen, n_reconstructed, reco_runs
-    )
+    cached_recos = _read_reco_cache(cache, identity, runs[reuse]) if previous is not None else {}
+    recos = _write_reconstructions(
+        run_table, storage, columns, frames, model, trained, reco_files, prep, frozen, n_reconstructed, reco_runs,
+        batch, cached_recos,
+    )  # fmt: skip
     if cache is not None:
         _write_score_cache(cache, identity, table, columns, scores, lo, hi)
+        _write_reco_cache(cache, identity, recos)
     out = pd.concat(frames, ignore_index=True)
     out.attrs["scored_runs"] = len(todo) if model is not None else 0
     return out
@@ -340,6 +348,56 @@ def _write_score_cache(
     partial.replace(cache)  # never leave a torn cache
 
 
+Reco = tuple[np.ndarray, np.ndarray | None]  # (unit-area original, reconstruction) of one run, float32
+
+
+def _reco_cache_path(cache: str | Path) -> Path:
+    return Path(str(cache).removesuffix(".parquet") + ".reco.parquet")
+
+
+def _read_reco_cache(cache: str | Path | None, identity: str, valid_runs: np.ndarray) -> dict[tuple[str, int], Reco]:
+    """Stored reconstructions of runs whose scores are reused (same models, file, split, entries)."""
+    if cache is None or not identity or not _reco_cache_path(cache).exists():
+        return {}
+    try:
+        table = pq.read_table(_reco_cache_path(cache))
+    except (OSError, ValueError):
+        return {}
+    if json.loads((table.schema.metadata or {}).get(b"dqmflow", b"{}")).get("identity") != identity:
+        return {}
+    valid = {int(r) for r in valid_runs}
+    out: dict[tuple[str, int], Reco] = {}
+    for column, run, original, reco in zip(*(table[c].to_pylist() for c in table.column_names), strict=True):
+        if int(run) in valid:
+            out[(column, int(run))] = (
+                np.asarray(original, np.float32),
+                None if reco is None else np.asarray(reco, np.float32),
+            )
+    return out
+
+
+def _write_reco_cache(cache: str | Path, identity: str, recos: Mapping[tuple[str, int], Reco]) -> None:
+    columns: dict[str, list[Any]] = {"histogram": [], "run_number": [], "original": [], "reconstruction": []}
+    for (column, run), (original, reco) in recos.items():
+        columns["histogram"].append(column)
+        columns["run_number"].append(run)
+        columns["original"].append(original)
+        columns["reconstruction"].append(reco)
+    schema = pa.schema(
+        [
+            ("histogram", pa.string()),
+            ("run_number", pa.int64()),
+            ("original", pa.list_(pa.float32())),
+            ("reconstruction", pa.list_(pa.float32())),
+        ],
+        metadata={"dqmflow": json.dumps({"identity": identity})},
+    )
+    path = _reco_cache_path(cache)
+    partial = Path(f"{path}.partial")
+    pq.write_table(pa.table(columns, schema=schema), partial)
+    partial.replace(path)
+
+
 def _write_reconstructions(
     run_table: str | Path,
     storage: str | Path,
@@ -352,39 +410,62 @@ def _write_reconstructions(
     frozen: Mapping[str, Any],
     n_reconstructed: int,
     reco_runs: Sequence[int],
-) -> None:
+    batch: Batch | None,
+    cached: Mapping[tuple[str, int], Reco],
+) -> dict[tuple[str, int], Reco]:
     """float32 originals (unit area) and reconstructions of each histogram's top runs outside the
-    training split and of ``reco_runs``; reads only those runs."""
+    training split and of ``reco_runs``. They come from ``cached``, from the runs just scored
+    (``batch``), or are read for the few runs in neither. Returns them, by (column, run)."""
     chosen: dict[str, list[int]] = {}
     for column, frame in zip(columns, frames, strict=True):
         candidates = frame[~frame["split"].isin(("train", "missing"))]
         candidates = candidates[candidates["score"].notna()].sort_values("score", ascending=False, kind="stable")
         wanted = [*candidates["run_number"].head(n_reconstructed).tolist(), *reco_runs]
-        chosen[column] = list(dict.fromkeys(int(r) for r in wanted))
-    union = sorted({r for runs in chosen.values() for r in runs})
-    batch = (
-        load_batch(run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen, runs=union)
-        if union
+        split = dict(zip(frame["run_number"], frame["split"], strict=True))
+        chosen[column] = [r for r in dict.fromkeys(int(r) for r in wanted) if split.get(r, "missing") != "missing"]
+    in_batch = set() if batch is None else {int(r) for r in batch.runs}
+    unread = sorted({r for c, runs in chosen.items() for r in runs if (c, r) not in cached and r not in in_batch})
+    extra = (
+        load_batch(run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen, runs=unread)
+        if unread
         else None
     )
+    out: dict[tuple[str, int], Reco] = {}
+    stored = read_storage_info(storage)
     for column, frame in zip(columns, frames, strict=True):
-        data = batch.histograms.get(column) if batch is not None else None
-        rows: dict[str, list[Any]] = {"run_number": [], "score": [], "original": [], "reconstruction": []}
-        shape: list[int] = []
-        edges: list[list[float]] = []
-        if data is not None and batch is not None:
-            shape, edges = list(data.shape), [e.tolist() for e in data.edges]
-            present = np.isin(batch.runs, chosen[column]) & (data.split != "missing")
+        todo: dict[int, Reco] = {}
+        for source in (batch, extra):
+            data = source.histograms.get(column) if source is not None else None
+            if source is None or data is None:
+                continue
+            wanted_here = [r for r in chosen[column] if (column, r) not in cached and r not in todo]
+            present = np.isin(source.runs, wanted_here)
+            if not present.any():
+                continue
             recos = None
-            if model is not None and column in trained and present.any():
-                recos = model.reconstruct(batch, batch.runs[present], [column]).get(column)
+            if model is not None and column in trained:
+                recos = model.reconstruct(source, source.runs[present], [column]).get(column)
             originals = normalise(data.counts[present]).astype(np.float32)
-            score_of = dict(zip(frame["run_number"], frame["score"], strict=True))
-            for i, run in enumerate(batch.runs[present]):
-                rows["run_number"].append(int(run))
-                rows["score"].append(float(score_of[int(run)]))
-                rows["original"].append(originals[i].reshape(-1))
-                rows["reconstruction"].append(None if recos is None else np.asarray(recos[i], np.float32).reshape(-1))
+            for i, run in enumerate(source.runs[present]):
+                reco = None if recos is None else np.asarray(recos[i], np.float32).reshape(-1)
+                todo[int(run)] = (originals[i].reshape(-1), reco)
+        score_of = dict(zip(frame["run_number"], frame["score"], strict=True))
+        rows: dict[str, list[Any]] = {"run_number": [], "score": [], "original": [], "reconstruction": []}
+        for run in chosen[column]:
+            item = cached.get((column, run)) or todo.get(run)
+            if item is None:
+                continue
+            out[(column, run)] = item
+            rows["run_number"].append(run)
+            rows["score"].append(float(score_of[run]))
+            rows["original"].append(item[0].reshape(-1))
+            rows["reconstruction"].append(item[1])
+        info = stored.get(column)
+        meta = {
+            "histogram": column,
+            "shape": list(info.shape) if info else [],
+            "edges": [e.tolist() for e in info.edges] if info else [],
+        }
         schema = pa.schema(
             [
                 ("run_number", pa.int64()),
@@ -392,10 +473,11 @@ def _write_reconstructions(
                 ("original", pa.list_(pa.float32())),
                 ("reconstruction", pa.list_(pa.float32())),
             ],
-            metadata={"dqmflow": json.dumps({"histogram": column, "shape": shape, "edges": edges})},
+            metadata={"dqmflow": json.dumps(meta)},
         )
         Path(reco_files[column]).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(rows, schema=schema), reco_files[column])
+    return out
 
 
 def collect_scores(paths: Sequence[str | Path], output: str | Path) -> pd.DataFrame:
