@@ -105,17 +105,28 @@ def read_counts(
     info = read_storage_info(path)
     present = [c for c in columns if c in info]
     handle = pq.ParquetFile(path)
-    filters = [("run_number", "in", [int(r) for r in runs])] if runs is not None else None
+    groups = list(range(handle.metadata.num_row_groups))
+    if runs is not None:  # only the row groups whose run-number range holds a wanted run
+        wanted = np.asarray(sorted(int(r) for r in runs), dtype=np.int64)
+        position = handle.schema_arrow.get_field_index("run_number")
+        kept = []
+        for group in groups:
+            stats = handle.metadata.row_group(group).column(position).statistics
+            if stats is None or not stats.has_min_max or np.any((wanted >= stats.min) & (wanted <= stats.max)):
+                kept.append(group)
+        groups = kept
 
     def read(column: str) -> pa.ChunkedArray:
-        if filters is None:
-            return handle.read(columns=[column])[column]
-        return pq.read_table(path, columns=list(dict.fromkeys(["run_number", column])), filters=filters)[column]
+        return handle.read_row_groups(groups, columns=[column])[column]
 
-    stored_runs = read("run_number").to_numpy()
+    all_runs = read("run_number").to_numpy()
+    keep = np.isin(all_runs, wanted) if runs is not None else np.ones(len(all_runs), dtype=bool)
+    stored_runs = all_runs[keep]
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for column in present:  # one column at a time: memory holds the numpy copies, not the arrow tables too
         arr = read(column).combine_chunks()
+        if runs is not None:
+            arr = arr.filter(pa.array(keep))
         valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         counts = np.zeros((len(arr), info[column].n_bins))
         if valid.any():
