@@ -76,10 +76,6 @@ class HistogramSet:
     def training(self) -> HistogramSet:
         return self.subset(self.split == "train")
 
-    @property
-    def scorable(self) -> HistogramSet:
-        return self.subset(self.split != "missing")
-
 
 @dataclass(frozen=True)
 class Batch:
