@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from dqmflow.algorithms.base import AlgorithmConfig
 from dqmflow.preprocess import Batch, histogram_split, load_batch, normalise
-from dqmflow.runtable import read_run_table
+from dqmflow.runtable import RunTable, read_run_table
 from dqmflow.scores import SCORE_COLUMNS, check_score_table
 from dqmflow.storage import read_storage_info
 from dqmflow.training import read_training_record, training_key, write_training_record
@@ -286,21 +286,36 @@ def _scoring_identity(
     return hashlib.sha1(f"{trained_id}|{statuses}|{code.hexdigest()}|{config.as_dict()}".encode()).hexdigest()
 
 
-def _read_score_cache(cache: str | Path | None, identity: str, columns: Sequence[str]) -> pd.DataFrame | None:
-    if cache is None or not identity or not Path(cache).exists():
+def _read_cache(path: str | Path | None, identity: str, **expected: Any) -> pa.Table | None:
+    """A cache file written under the same ``identity`` (and ``expected`` metadata), else None."""
+    if path is None or not identity or not Path(path).exists():
         return None
     try:
-        frame = pq.read_table(cache)
-    except (OSError, ValueError):  # a cache torn by a killed job is not used
+        table = pq.read_table(path)
+    except (OSError, ValueError):  # unreadable: not used
         return None
-    meta = json.loads((frame.schema.metadata or {}).get(b"dqmflow", b"{}"))
-    if meta.get("identity") != identity or meta.get("columns") != list(columns):
+    meta = json.loads((table.schema.metadata or {}).get(b"dqmflow", b"{}"))
+    if meta.get("identity") != identity or any(meta.get(k) != v for k, v in expected.items()):
         return None
-    return frame.to_pandas()
+    return table
+
+
+def _write_cache(path: str | Path, table: pa.Table, identity: str, **extra: Any) -> None:
+    """Write a cache file whole or not at all (a partial file renamed into place)."""
+    meta = {"dqmflow": json.dumps({"identity": identity, **extra})}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(f"{path}.partial")
+    pq.write_table(table.replace_schema_metadata(meta), partial)
+    partial.replace(path)
+
+
+def _read_score_cache(cache: str | Path | None, identity: str, columns: Sequence[str]) -> pd.DataFrame | None:
+    table = _read_cache(cache, identity, columns=list(columns))
+    return None if table is None else table.to_pandas()
 
 
 def _reuse(
-    previous: pd.DataFrame, table: Any, columns: Sequence[str]
+    previous: pd.DataFrame, table: RunTable, columns: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Which runs' cached scores still hold (same file, run split and entries per histogram), and them."""
     cached = previous.set_index("run_number").reindex(table.runs)
@@ -324,7 +339,7 @@ def _reuse(
 def _write_score_cache(
     cache: str | Path,
     identity: str,
-    table: Any,
+    table: RunTable,
     columns: Sequence[str],
     scores: np.ndarray,
     lo: np.ndarray | None,
@@ -340,12 +355,7 @@ def _write_score_cache(
         data[f"score_{j}"] = scores[:, j]
         if lo is not None and hi is not None:
             data[f"lo_{j}"], data[f"hi_{j}"] = lo[:, j], hi[:, j]
-    frame = pa.table(data)
-    meta = {"dqmflow": json.dumps({"identity": identity, "columns": list(columns)})}
-    Path(cache).parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(f"{cache}.partial")
-    pq.write_table(frame.replace_schema_metadata(meta), partial)
-    partial.replace(cache)  # never leave a torn cache
+    _write_cache(cache, pa.table(data), identity, columns=list(columns))
 
 
 Reco = tuple[np.ndarray, np.ndarray | None]  # (unit-area original, reconstruction) of one run, float32
@@ -357,13 +367,8 @@ def _reco_cache_path(cache: str | Path) -> Path:
 
 def _read_reco_cache(cache: str | Path | None, identity: str, valid_runs: np.ndarray) -> dict[tuple[str, int], Reco]:
     """Stored reconstructions of runs whose scores are reused (same models, file, split, entries)."""
-    if cache is None or not identity or not _reco_cache_path(cache).exists():
-        return {}
-    try:
-        table = pq.read_table(_reco_cache_path(cache))
-    except (OSError, ValueError):
-        return {}
-    if json.loads((table.schema.metadata or {}).get(b"dqmflow", b"{}")).get("identity") != identity:
+    table = _read_cache(None if cache is None else _reco_cache_path(cache), identity)
+    if table is None:
         return {}
     valid = {int(r) for r in valid_runs}
     out: dict[tuple[str, int], Reco] = {}
@@ -390,12 +395,8 @@ def _write_reco_cache(cache: str | Path, identity: str, recos: Mapping[tuple[str
             ("original", pa.list_(pa.float32())),
             ("reconstruction", pa.list_(pa.float32())),
         ],
-        metadata={"dqmflow": json.dumps({"identity": identity})},
     )
-    path = _reco_cache_path(cache)
-    partial = Path(f"{path}.partial")
-    pq.write_table(pa.table(columns, schema=schema), partial)
-    partial.replace(path)
+    _write_cache(_reco_cache_path(cache), pa.table(columns, schema=schema), identity)
 
 
 def _write_reconstructions(
