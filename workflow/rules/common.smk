@@ -84,14 +84,20 @@ def model_dirs(chunk):
     return [f"results/{{pd}}/models/{{algo}}/{slug}" for slug in chunk.slugs]
 
 
-def training_record(chunk):
-    return f"results/{{pd}}/training/{{algo}}/{chunk.id}.json"
+def chunk_state(chunk, suffix):
+    """A file a model job keeps across reruns (not a declared output: Snakemake would delete it
+    before the job runs): results/PD/training/ALGO/CHUNK.json is the training record,
+    CHUNK.scores.parquet the score cache."""
+
+    def inner(wildcards):
+        return f"results/{wildcards.pd}/training/{wildcards.algo}/{chunk.id}{suffix}"
+
+    return inner
 
 
 def current_key(chunk, wildcards):
     """(the chunk's training key now, the key its models were trained with; "" if never)."""
-    record = training_record(chunk).format(pd=wildcards.pd, algo=wildcards.algo)
-    pool, trained_with = read_training_record(record)
+    pool, trained_with = read_training_record(chunk_state(chunk, ".json")(wildcards))
     return PLAN.training_key(selection(wildcards.pd), wildcards.algo, chunk, pool), trained_with
 
 
@@ -118,22 +124,6 @@ def training_inputs(chunk):
         }
         now, trained_with = current_key(chunk, wildcards)
         return {key: ancient(path) for key, path in paths.items()} if now == trained_with else paths
-
-    return inner
-
-
-def training_record_path(chunk):
-    def inner(wildcards):
-        return training_record(chunk).format(pd=wildcards.pd, algo=wildcards.algo)
-
-    return inner
-
-
-def score_cache_path(chunk):
-    """Scores kept by a score job across reruns, to score only new or changed runs."""
-
-    def inner(wildcards):
-        return f"results/{wildcards.pd}/training/{wildcards.algo}/{chunk.id}.scores.parquet"
 
     return inner
 

@@ -21,7 +21,7 @@ for chunk in PLAN.chunks:
             algorithm=algorithm_params,
             preprocessing=config["preprocessing"],
             training=training_key(chunk),
-            record=training_record_path(chunk),
+            record=chunk_state(chunk, ".json"),
         log:
             f"logs/{{pd}}/train/{{algo}}/{chunk.id}.log",
         benchmark:
@@ -50,8 +50,8 @@ for chunk in PLAN.chunks:
             algorithm=algorithm_params,
             preprocessing=config["preprocessing"],
             assessment=config["assessment"],
-            record=training_record_path(chunk),
-            cache=score_cache_path(chunk),
+            record=chunk_state(chunk, ".json"),
+            cache=chunk_state(chunk, ".scores.parquet"),
         log:
             f"logs/{{pd}}/score/{{algo}}/{chunk.id}.log",
         benchmark:
