@@ -20,11 +20,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/snakemake $(SNAKEMAKE_ARGS)
-	$(BIN)/snakemake --report report.html
-	@echo "Done: results are in results/, open report.html in a browser."
+	$(MAKE) report
+	@echo "Done: open results/*/site/index.html (the web page) or report/report.html (the Snakemake report)."
 
+# The report holds the web page as a folder, so Snakemake writes it as a zip; unpacked into report/.
 report: $(VENV)/.installed
-	$(BIN)/snakemake --report report.html
+	$(BIN)/snakemake --report report.zip
+	rm -rf report
+	$(BIN)/python -m zipfile -e report.zip .
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src workflow/scripts tests bench
@@ -39,4 +42,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/pipeline.py
 
 clean:
-	rm -rf results logs benchmarks .snakemake report.html
+	rm -rf results logs benchmarks .snakemake report.html report.zip report

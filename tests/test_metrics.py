@@ -1,17 +1,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from dqmflow.metrics import (
     bootstrap_roc,
     clip_infinite,
-    empirical_pvalues,
     false_alarm_rates,
     roc_auc,
-    run_level_scores,
 )
 
 
@@ -53,54 +50,3 @@ def test_false_alarm_rate_at_fixed_efficiency() -> None:
     # 75%: threshold 7.5 -> {8, 9} -> 0.2 ; 100%: threshold 5.5 -> {6..9} -> 0.4
     assert table["false_alarm_rate"].tolist() == pytest.approx([0.1, 0.2, 0.4])
     assert (table["false_alarm_rate_std"] >= 0).all()
-
-
-def test_empirical_pvalues() -> None:
-    reference = np.arange(1.0, 10.0)  # 9 runs
-    p = empirical_pvalues(np.array([0.0, 5.0, 100.0, np.nan]), reference)
-    assert p[:3] == pytest.approx([1.0, 6 / 10, 1 / 10])
-    assert np.isnan(p[3])
-
-
-def test_run_level_combination_flags_the_right_runs() -> None:
-    rows = []
-    rng = np.random.default_rng(0)
-    for hist in ("a", "b", "c"):
-        for run in range(100):
-            split = "train" if run < 60 else "test"
-            score = rng.normal() if split == "train" else 0.5 * rng.normal()  # test runs: well inside
-            if run == 95 and hist == "b":
-                score = 50.0  # one histogram very anomalous
-            rows.append(
-                {
-                    "run_number": run,
-                    "year": 2022,
-                    "histogram": hist,
-                    "score": score,
-                    "label": int(run == 95),
-                    "split": split,
-                }
-            )
-    rows.append({"run_number": 96, "year": 2022, "histogram": "d", "score": np.nan, "label": 1, "split": "missing"})
-    ranking = run_level_scores(pd.DataFrame(rows), alpha=0.05)
-    assert set(ranking["run_number"].iloc[:2]) == {95, 96}
-    r95 = ranking.set_index("run_number").loc[95]
-    assert r95["worst_histogram"] == "b" and r95["min_p"] == pytest.approx(1 / 61)
-    assert r95["n_flagged"] >= 1 and not r95["is_train"]
-    r96 = ranking.set_index("run_number").loc[96]
-    assert r96["worst_histogram"] == "d"  # a missing histogram counts as maximally anomalous
-
-
-def test_a_run_whose_file_could_not_be_read_has_no_verdict_and_comes_last() -> None:
-    rows = []
-    for run in range(1, 31):
-        for h in ("A/h1", "A/h2"):
-            split = "missing" if run == 5 else ("train" if run % 2 else "test")
-            score = np.nan if run == 5 else float(run % 7)
-            rows.append({"run_number": run, "histogram": h, "score": score, "label": 0, "split": split, "year": 2022})
-    ranking = run_level_scores(pd.DataFrame(rows), alpha=0.05)
-    last = ranking.iloc[-1]
-    assert last["run_number"] == 5 and last["unreadable"] and np.isnan(last["min_p"]) and last["n_flagged"] == 0
-    assert not ranking.iloc[:-1]["unreadable"].any()
-    empty = run_level_scores(pd.DataFrame(columns=["run_number", "histogram", "score", "label", "split", "year"]))
-    assert {"is_train", "low_stats", "unreadable", "min_p"} <= set(empty.columns)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dqmflow.assess import assess_algorithm
+from dqmflow.assess import Settings, assess_histograms
 from dqmflow.scores import ScoreTableError, check_score_table, read_scores
 
 HISTS = ["L1T//Run summary/L1TStage2EMTF/emtfTrackPhi", "L1T//Run summary/L1TStage2EMTF/emtfTrackEta"]
@@ -50,8 +50,11 @@ def test_a_malformed_table_is_refused_naming_the_problem(rng: np.random.Generato
 
 def test_assessment_runs_on_a_table_made_elsewhere(tmp_path: Path, rng: np.random.Generator) -> None:
     table = foreign_table(rng).drop(columns="split")
-    metrics = assess_algorithm(table, "other_tool", tmp_path / "out", tmp_path / "plots", n_bootstrap=20)
+    result = assess_histograms(table, tmp_path / "plots", Settings(n_bootstrap=20, plots="all"))
+    metrics = result.metrics
     assert set(metrics["histogram"]) == set(HISTS)
     assert (metrics["auc"] > 0.85).all(), "bad runs score 2.5 sigma higher"
-    assert (tmp_path / "out" / "run_ranking.csv").exists() and (tmp_path / "out" / "false_alarm.tex").exists()
-    assert len(list((tmp_path / "plots" / "roc").glob("*.png"))) == len(HISTS)
+    assert set(result.pvalues["n_reference"]) == {int((table.drop_duplicates("run_number")["label"] == 0).sum())}
+    assert set(result.figures["kind"]) >= {"roc", "sic", "scores", "confusion"}
+    for file in result.figures["file"]:
+        assert (tmp_path / "plots" / file).stat().st_size > 0

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "algorithms": algorithms,
         "demo": {"runs_per_year": SPEC.runs_per_year, "seed": SPEC.seed},
         "fetch": {"runs_per_batch": 100},
-        "assessment": {"n_bootstrap": 20},
+        "assessment": {"n_bootstrap": 20, "plots": "all"},
     }
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(work)
@@ -104,19 +105,32 @@ def test_full_run_outputs(workdir: Path) -> None:
     assert set(scores["algorithm"]) == {"pca_2", "ks_prev4", "chi2_mean", "ae_fast"}
     assert len(scores) == len(table) * N_HISTS * 4, "every run is scored for every histogram and algorithm"
     assert "CSC/" + ODD in set(scores["histogram"])
-    metrics = pd.read_csv(pd_dir / "assessment" / "pca_2" / "metrics.csv")
-    assert len(metrics) == N_HISTS and {"auc", "auc_std", "far_at_90"} <= set(metrics.columns)
-    assert (pd_dir / "assessment" / "pca_2" / "false_alarm.tex").read_text().count(r"\pm") >= 3
-    for kind in ("roc", "scores", "reco"):
-        assert len(list((pd_dir / "assessment" / "ae_fast" / "plots" / kind).glob("*.png"))) == N_HISTS
-    assert (pd_dir / "assessment" / "ks_prev4" / "plots" / "roc" / f"{HistogramName('CSC', ODD).slug}.png").exists()
+    metrics = pd.read_csv(pd_dir / "summary" / "metrics.csv")
+    assert len(metrics) == N_HISTS * 4 and {"auc", "auc_std", "far_at_90", "n_reference"} <= set(metrics.columns)
+    assert (pd_dir / "summary" / "false_alarm.tex").read_text().count(r"\pm") >= 3
+    assert "CSC//Run summary/CSCOfflineMonitor/Digis/hStripNFired ME+1-1 \\#strips" in (
+        pd_dir / "summary" / "false_alarm.tex"
+    ).read_text().replace(r"/\allowbreak{}", "/"), "LaTeX tables name the full histogram path"
+    figures = pd.concat(pd.read_csv(p) for p in (pd_dir / "assessment" / "chunks").glob("*/figures.csv"))
+    assert figures["histogram"].nunique() == N_HISTS, "plots: all draws every histogram"
+    for kind in ("roc", "sic", "scores", "confusion"):
+        assert (figures["kind"] == kind).sum() == N_HISTS
+    assert ((figures["kind"] == "reco") & (figures["algorithm"] == "ae_fast")).sum() == N_HISTS
+    slug = HistogramName("CSC", ODD).slug
+    assert (pd_dir / "assessment" / "chunks" / "CSC-1" / "plots" / slug / "reco_ks_prev4.png").exists()
     summary = pd.read_csv(pd_dir / "summary" / "auc_by_histogram.csv", index_col=0)
     assert summary.shape == (N_HISTS, 4)
+    verdicts = pd.read_csv(pd_dir / "verdicts.csv")
+    assert list(verdicts.columns[:6]) == ["rank", "run_number", "score", "p_value", "flagged", "histograms"]
+    assert set(verdicts["run_number"]) == set(table["run_number"])
+    run_level = pd.read_csv(pd_dir / "summary" / "run_level_auc.csv")
+    assert {"cauchy", "n_flags", "fisher", "cauchy[pca_2]"} <= set(run_level["run_score"])
+    index = (pd_dir / "site" / "index.html").read_text()
+    flagged = verdicts[verdicts["flagged"]]
+    assert flagged.empty or f"runs/{flagged['run_number'].iloc[0]}.html" in index
     report = pd.read_csv(pd_dir / "fetch_report.tsv", sep="\t", keep_default_na=False)
     assert NO_FILE in set(report.loc[report["status"] == "no_file", "run_number"])
     assert (report["status"] == "duplicate_dropped").any(), "the demo has older reprocessings of some runs"
-    ranking = pd.read_csv(pd_dir / "summary" / "run_ranking.csv")
-    assert set(ranking["algorithm"]) == {"pca_2", "ks_prev4", "chi2_mean", "ae_fast"}
     assert (workdir / "results" / "demo" / "truth.csv").exists()
     assert (workdir / "benchmarks" / "SingleMuon" / "merge.tsv").exists()
     assert list((workdir / "logs" / "SingleMuon" / "fetch").rglob("*.log"))
@@ -124,9 +138,16 @@ def test_full_run_outputs(workdir: Path) -> None:
 
 
 def test_report(workdir: Path) -> None:
-    snakemake(workdir, "--report", "report.html")
-    html = (workdir / "report.html").read_text(errors="replace")
-    assert "dqmflow" in html and "Assessment" in html and "run_ranking" in html
+    snakemake(workdir, "--report", "report.zip")
+    with zipfile.ZipFile(workdir / "report.zip") as archive:
+        names = archive.namelist()
+        html = archive.read("report/report.html").decode(errors="replace")
+    assert "dqmflow" in html and "Run verdicts" in html and "verdicts.csv" in html
+    assert "run_level.png" in html, "the summary figures are in the report"
+    site = [n for n in names if n.endswith("/.dqmflow-site")]
+    assert len(site) == 1, "the web page is in the report, browsable"
+    folder = site[0].rsplit("/", 1)[0]
+    assert f"{folder}/index.html" in names and any(n.startswith(f"{folder}/runs/") for n in names)
 
 
 CHUNK_RULES = ("CSC_1", "L1T_1")  # histograms_per_job (200) holds each demo subsystem in one job
@@ -145,7 +166,7 @@ def test_changing_one_algorithm_reruns_only_its_jobs(workdir: Path) -> None:
         jobs = planned_jobs(workdir)
     finally:
         path.write_text(original)
-    expected = {"assess": 1, "collect_scores": 1, "summary": 1, "all": 1}
+    expected = {"assess_histograms": 2, "collect_scores": 1, "verdicts": 1, "site": 1, "all": 1}
     expected |= {f"{kind}_{chunk}": 1 for kind in ("train", "score") for chunk in CHUNK_RULES}
     assert jobs == Counter(expected)
 
@@ -193,7 +214,7 @@ def test_adding_runs_scores_them_without_retraining(workdir: Path) -> None:
     assert jobs["discover"] == 0 and jobs["demo_data"] == 0
     assert jobs["merge"] == 1 and jobs["run_table"] == 1
     assert model_jobs(jobs, "train") == 0, "new runs are scored with the existing models"
-    assert model_jobs(jobs, "score") == len(CHUNK_RULES) * ALGORITHMS and jobs["assess"] == ALGORITHMS
+    assert model_jobs(jobs, "score") == len(CHUNK_RULES) * ALGORITHMS and jobs["assess_histograms"] == len(CHUNK_RULES)
     snakemake(workdir)
     table = pd.read_parquet(workdir / "results" / "SingleMuon" / "histograms.parquet")
     assert set(added) <= set(table["run_number"])

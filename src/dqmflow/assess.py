@@ -1,28 +1,547 @@
-"""Assessment of one algorithm config over all histograms, and the per-dataset summary.
+"""Assessment: per-histogram figures of merit, run verdicts, tables, figures and the web page.
 
-Evaluation runs are those of the ``test`` split labelled good (0) or bad (1): bad runs are never
-trained on, and good training runs would bias the false-alarm rate low. Low-statistics runs
-(below ``min_entries``) and runs where the histogram is missing are left out of the metrics
-and counted.
+It reads only the long score table (:mod:`dqmflow.scores`), from dqmflow or any other tool, plus
+(for figures) the optional reconstruction files of dqmflow's score jobs. Two steps:
+
+1. :func:`assess_histograms`, for a chunk of histograms (all algorithms): ROC/AUC with bootstrap
+   bands, false-alarm rates at fixed efficiencies, confusion matrices at working points, the most
+   anomalous runs, the calibrated p-values (:mod:`dqmflow.verdicts`) and the histograms' figures.
+2. :func:`assess_dataset`, over all chunks: run verdicts (``verdicts.csv``), run-level figures
+   of merit of every combiner and algorithm, the summary tables (CSV, LaTeX, HTML) and figures.
+
+Evaluation runs are the runs labelled good (0) or bad (1) that no model trained on (split
+``test`` or ``calibration``; every labelled run for tables without a split); low-statistics runs
+and runs where the histogram is missing are left out of the metrics and counted.
+
+On the command line (``python -m dqmflow.assess`` or ``dqmflow``)::
+
+    dqmflow SCORES.parquet|csv [...] --out DIR
+
+runs both steps and writes ``DIR/verdicts.csv``, the tables, ``DIR/plots/`` and ``DIR/site/``.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
+import logging
+import os
+import pickle
+import re
+import shutil
+import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from dqmflow.metrics import EFFICIENCIES, bootstrap_roc, false_alarm_rates, run_level_scores
-from dqmflow.names import HistogramName
-from dqmflow.plots import plot_reconstructions, plot_roc, plot_run_level, plot_score_distributions
-from dqmflow.scores import check_score_table
+from dqmflow.metrics import EFFICIENCIES, RocResult, bootstrap_roc, clip_infinite, false_alarm_rates
+from dqmflow.names import slugify
+from dqmflow.scores import ScoreTableError, check_score_table
+from dqmflow.verdicts import (
+    COMBINERS,
+    DEFAULT_COMBINER,
+    REFERENCES,
+    Combiner,
+    Reference,
+    VerdictError,
+    Verdicts,
+    combiner_figures,
+    evaluation_runs,
+    histogram_pvalues,
+    reference_mode,
+    run_verdicts,
+)
 
-__all__ = ["assess_algorithm", "latex_table", "read_reconstructions", "summarise"]
+__all__ = [
+    "ChunkAssessment",
+    "Settings",
+    "assess_dataset",
+    "assess_histograms",
+    "latex_table",
+    "main",
+    "read_chunk",
+    "read_chunks",
+    "read_reconstructions",
+    "read_score_files",
+    "write_chunk",
+    "write_site",
+]
+
+log = logging.getLogger(__name__)
+PlotPolicy = Literal["matter", "all", "none"]
+FLOAT_FORMAT = "%.6g"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Assessment settings (the ``assessment:`` block of the workflow config)."""
+
+    n_bootstrap: int = 200
+    efficiencies: tuple[float, ...] = EFFICIENCIES
+    n_example_runs: int = 4
+    n_top: int = 5
+    alpha: float = 0.01
+    false_alarm_rate: float = 0.05
+    combiner: Combiner = DEFAULT_COMBINER
+    reference: Reference = "auto"
+    plots: PlotPolicy = "matter"
+    reco_runs: tuple[int, ...] = ()
+    n_driving: int = 5
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Settings from a config mapping; unknown keys (used by other steps) are ignored."""
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in known}
+        return cls(**kwargs)
+
+
+@dataclass
+class ChunkAssessment:
+    """What :func:`assess_histograms` found for a chunk of histograms."""
+
+    metrics: pd.DataFrame
+    false_alarm: pd.DataFrame
+    confusion: pd.DataFrame
+    top_runs: pd.DataFrame
+    pvalues: pd.DataFrame
+    figures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """histogram, algorithm ("" = all), kind, file (relative to the plots folder), runs drawn."""
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_reconstructions(path: str | Path) -> tuple[str, dict[str, Any], pd.DataFrame]:
+    """A score job's reconstruction file: (histogram, {shape, edges}, rows by run)."""
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {})[b"dqmflow"])
+    return str(meta["histogram"]), meta, table.to_pandas().set_index("run_number")
+
+
+_SCORE_SUFFIX = re.compile(r"^(?P<histogram>.+)_score_(?P<algorithm>[^/]+)$")
+_RUN_COLUMNS = ("run_number", "run", "Run", "RunNumber", "run_num")
+_NOT_SCORED = -99.0
+
+
+def _canonical_histogram(name: str) -> str:
+    """``L1T/Run summary/x`` and ``L1T//Run summary/x`` are the same histogram (AutoDQM spellings)."""
+    name = name.strip()
+    if "/" in name and "//" not in name:
+        subsystem, rest = name.split("/", 1)
+        return f"{subsystem}//{rest}"
+    return name
+
+
+def _long_from_wide(frame: pd.DataFrame, algorithm: str, where: str) -> pd.DataFrame:
+    run_column = next((c for c in _RUN_COLUMNS if c in frame.columns), None)
+    if run_column is None:
+        raise ScoreTableError(
+            f"{where}: neither a long score table (run_number, histogram, algorithm, score) nor a wide one "
+            f"(a run column named one of {list(_RUN_COLUMNS)} and one column per histogram)"
+        )
+    keep = {"label", "split", "year"} & set(frame.columns)
+    value_columns = [c for c in frame.columns if c != run_column and c not in keep]
+    if not value_columns:
+        raise ScoreTableError(f"{where}: no histogram columns besides {run_column!r}")
+    parts = []
+    for column in value_columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.isna().all() and frame[column].notna().any():
+            raise ScoreTableError(f"{where}: column {column!r} holds no numbers; is it a histogram score column?")
+        match = _SCORE_SUFFIX.match(str(column))
+        histogram, algo = (match["histogram"], match["algorithm"]) if match else (str(column), algorithm)
+        part = pd.DataFrame(
+            {
+                "run_number": frame[run_column].to_numpy(),
+                "histogram": _canonical_histogram(histogram),
+                "algorithm": algo,
+                "score": values.to_numpy(dtype=np.float64),
+            }
+        )
+        for extra in sorted(keep):
+            part[extra] = frame[extra].to_numpy()
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def read_score_files(paths: Sequence[str | Path], algorithm: str | None = None) -> pd.DataFrame:
+    """Read long or wide score tables (parquet or CSV) into one checked long table.
+
+    Long: ``run_number, histogram, algorithm, score[, label, split, year, ...]``. Wide (e.g.
+    AutoDQM's per-run CSVs): a run column and one column per histogram (``Subsystem/Run summary/..``
+    or ``Subsystem//Run summary/..``; ``<histogram>_score_<algorithm>`` names the algorithm too),
+    the algorithm otherwise from ``algorithm`` or the file name. ``-99`` and NaN mean not scored.
+    """
+    frames = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise FileNotFoundError(f"score table {path} does not exist")
+        try:
+            frame = pd.read_csv(path) if path.suffix.lower() in (".csv", ".txt") else pd.read_parquet(path)
+        except (ValueError, OSError) as err:
+            raise ScoreTableError(f"{path}: cannot be read as CSV or parquet: {err}") from err
+        if len(frame) == 0:
+            raise ScoreTableError(f"{path}: the score table is empty (no rows)")
+        if {"histogram", "score"} <= set(frame.columns):
+            if "algorithm" not in frame.columns:
+                frame = frame.assign(algorithm=algorithm or path.stem)
+            frame = frame.assign(histogram=frame["histogram"].astype(str).map(_canonical_histogram))
+        else:
+            frame = _long_from_wide(frame, algorithm or path.stem, str(path))
+        if "run_number" in frame.columns:
+            runs = pd.to_numeric(frame["run_number"], errors="coerce")
+            if runs.isna().any() or (runs != runs.round()).any():
+                raise ScoreTableError(f"{path}: run numbers must be integers")
+            frame["run_number"] = runs.astype(np.int64)
+        if "score" in frame.columns:
+            score = pd.to_numeric(frame["score"], errors="coerce").astype(np.float64)
+            frame["score"] = score.where(score != _NOT_SCORED)
+        if "label" in frame.columns:
+            frame["label"] = pd.to_numeric(frame["label"], errors="coerce").fillna(-1).astype(np.int64)
+        frames.append(check_score_table(frame, where=str(path)))
+    table = pd.concat(frames, ignore_index=True)
+    return check_score_table(table, where=" + ".join(str(p) for p in paths))
+
+
+# ----------------------------------------------------------------------------- per histogram
+
+
+def _evaluation(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["label"].isin((0, 1)) & frame["split"].isin(("test", "calibration"))]
+
+
+def _confusion(scores: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
+    from sklearn.metrics import confusion_matrix
+
+    return np.asarray(confusion_matrix(labels, (scores >= threshold).astype(int), labels=[0, 1]))
+
+
+def _working_points(
+    scores: np.ndarray, labels: np.ndarray, roc: RocResult, false_alarm_rate: float
+) -> list[tuple[str, float]]:
+    if np.isnan(roc.auc):
+        return []
+    s = clip_infinite(scores)
+    ok = np.isfinite(s)
+    s, y = s[ok], labels[ok]
+    best = int(np.argmax(roc.tpr * (1 - roc.fpr)))
+    points = [("max TPR·(1-FPR)", float(roc.thresholds[best]))]
+    good = np.sort(s[y == 0])
+    if len(good):
+        # the lowest threshold that flags at most false_alarm_rate of the good runs
+        k = int(np.floor(false_alarm_rate * len(good)))
+        threshold = np.nextafter(good[-k - 1], np.inf) if k < len(good) else good[0]
+        points.append((f"FAR {false_alarm_rate:.0%}", float(threshold)))
+    return points
+
+
+def _top_runs(frame: pd.DataFrame, n_top: int) -> pd.DataFrame:
+    candidates = frame[~frame["split"].isin(("train", "low_stats", "missing")) & frame["score"].notna()]
+    columns = ["run_number", "label", "split", "score", "p_value"]
+    return candidates.sort_values(["score", "run_number"], ascending=[False, True], kind="stable").head(n_top)[columns]
+
+
+def _matters(pvalues: pd.DataFrame, threshold: float) -> bool:
+    """Does this (histogram, algorithm) flag a run that no model trained on, after the trials
+    correction over the run's histograms (p <= alpha / n_histograms, Bonferroni)?"""
+    scored = pvalues[~pvalues["split"].isin(("train", "low_stats", "missing"))]
+    return bool((scored["p_graded"] <= threshold).any())
+
+
+def assess_histograms(
+    scores: pd.DataFrame,
+    plots_dir: str | Path | None,
+    settings: Settings = Settings(),
+    *,
+    reco_files: Mapping[tuple[str, str], str | Path] | None = None,
+    reco_labels: Mapping[str, str] | None = None,
+    reference: Reference | None = None,
+    n_histograms: int | None = None,
+    figure_cache: str | Path | None = None,
+) -> ChunkAssessment:
+    """Figures of merit, p-values and figures of the histograms of ``scores`` (all algorithms).
+
+    ``reco_files`` maps (histogram, algorithm) to dqmflow's reconstruction files: with them the
+    most anomalous runs (and ``settings.reco_runs``) are drawn against their reconstruction (a
+    statistical test's "reconstruction" is its reference, named by ``reco_labels[algorithm]``).
+    ``plots_dir=None`` or ``settings.plots == "none"`` draws nothing; ``plots == "matter"`` draws
+    the figures of a histogram only if one of its algorithms flags a run not trained on at
+    ``alpha / n_histograms`` (the trials correction over a run's histograms; ``n_histograms``
+    defaults to the histograms of ``scores``, give the dataset's total when ``scores`` is a chunk),
+    and its reconstructions only for those algorithms and the runs in ``settings.reco_runs``.
+    ``figure_cache`` is a folder kept between runs (:class:`FigureCache`).
+    """
+    scores = check_score_table(scores.reset_index(drop=True))
+    if "label" not in scores.columns:
+        scores = scores.assign(label=-1)
+    if "split" not in scores.columns:
+        scores = scores.assign(split="test")
+    mode = reference_mode(scores, reference or settings.reference)
+    pvalues = histogram_pvalues(scores, mode)
+    scores = scores.assign(p_value=pvalues["p_graded"].to_numpy(), n_reference=pvalues["n_reference"].to_numpy())
+    recos: dict[tuple[str, str], tuple[dict[str, Any], pd.DataFrame]] = {}
+    for (histogram, algorithm), path in (reco_files or {}).items():
+        stored, meta, rows = read_reconstructions(path)
+        if stored != histogram:
+            raise ValueError(f"{path} holds reconstructions of {stored!r}, not of {histogram!r}")
+        recos[(histogram, algorithm)] = (meta, rows)
+    draw = plots_dir is not None and settings.plots != "none"
+    cache = FigureCache(figure_cache if draw else None)
+    threshold = settings.alpha / max(n_histograms or scores["histogram"].nunique(), 1)
+    flagging = {
+        key: settings.plots == "all" or _matters(group, threshold)
+        for key, group in pvalues.groupby(["histogram", "algorithm"], sort=False)
+    }
+    plots = Path(plots_dir) if plots_dir is not None else Path()
+    metric_rows: list[dict[str, Any]] = []
+    far_frames, confusion_rows, top_frames, figure_rows = [], [], [], []
+    for histogram, hframe in scores.groupby("histogram", sort=True):
+        histogram = str(histogram)
+        rocs: dict[str, RocResult] = {}
+        matrices: list[tuple[str, np.ndarray]] = []
+        best_auc, best_matrices = -1.0, []
+        for algorithm, frame in hframe.groupby("algorithm", sort=True):
+            algorithm = str(algorithm)
+            evaluation = _evaluation(frame)
+            s, y = evaluation["score"].to_numpy(), evaluation["label"].to_numpy()
+            roc = bootstrap_roc(s, y, settings.n_bootstrap, settings.seed)
+            rocs[algorithm] = roc
+            far = false_alarm_rates(s, y, settings.efficiencies, settings.n_bootstrap, settings.seed)
+            far.insert(0, "histogram", histogram)
+            far.insert(1, "algorithm", algorithm)
+            far_frames.append(far)
+            scored = frame[~frame["split"].isin(("missing",))]
+            finite = scored["score"].replace([np.inf, -np.inf], np.nan)
+            labelled = scored["label"]
+            row: dict[str, Any] = {
+                "histogram": histogram,
+                "algorithm": algorithm,
+                "auc": roc.auc,
+                "auc_std": roc.auc_std,
+                "n_good": roc.n_good,
+                "n_bad": roc.n_bad,
+                "n_low_stats": int((frame["split"] == "low_stats").sum()),
+                "n_missing": int((frame["split"] == "missing").sum()),
+                "n_reference": int(frame["n_reference"].max()),
+                "score_mean": finite.mean(),
+                "score_std": finite.std(),
+                "score_mean_good": finite[labelled == 0].mean(),
+                "score_mean_bad": finite[labelled == 1].mean(),
+            }
+            wp = roc.best_working_point if not np.isnan(roc.auc) else (np.nan, np.nan)
+            row["best_wp_fpr"], row["best_wp_tpr"] = wp
+            for _, f in far.iterrows():
+                row[f"far_at_{round(f['efficiency'] * 100)}"] = f["false_alarm_rate"]
+            clipped = clip_infinite(s)
+            ok = np.isfinite(clipped) & np.isin(y, (0, 1))
+            here = []
+            for name, threshold in _working_points(s, y, roc, settings.false_alarm_rate):
+                matrix = _confusion(clipped[ok], y[ok].astype(int), threshold)
+                (tn, fp), (fn, tp) = matrix
+                confusion_rows.append(
+                    {"histogram": histogram, "algorithm": algorithm, "working_point": name, "threshold": threshold,
+                     "tn": tn, "fp": fp, "fn": fn, "tp": tp}
+                )  # fmt: skip
+                here.append((f"{algorithm}: {name}", matrix))
+            if not np.isnan(roc.auc) and roc.auc > best_auc:
+                best_auc, best_matrices = roc.auc, here
+            metric_rows.append(row)
+            top = _top_runs(frame, settings.n_top)
+            top.insert(0, "histogram", histogram)
+            top.insert(1, "algorithm", algorithm)
+            top.insert(2, "rank", np.arange(1, len(top) + 1))
+            top_frames.append(top)
+        matrices = best_matrices
+        drawn = {str(a) for a in hframe["algorithm"].unique() if flagging.get((histogram, a), False)}
+        if draw and (drawn or settings.reco_runs):
+            figure_rows += _histogram_figures(
+                histogram, hframe, rocs, matrices, recos, reco_labels or {}, settings, plots, drawn, cache
+            )
+    cache.close()
+    log.info("figures: %d drawn, %d unchanged (copied from the cache)", cache.drawn, cache.hits)
+    metrics = pd.DataFrame(metric_rows)
+    keep = ["run_number", "histogram", "algorithm", "score", "p_value", "p_graded", "n_reference"]
+    return ChunkAssessment(
+        metrics=metrics,
+        false_alarm=pd.concat(far_frames, ignore_index=True) if far_frames else pd.DataFrame(),
+        confusion=pd.DataFrame(confusion_rows),
+        top_runs=pd.concat(top_frames, ignore_index=True) if top_frames else pd.DataFrame(),
+        pvalues=pvalues[keep + [c for c in ("label", "split", "year") if c in pvalues.columns]],
+        figures=pd.DataFrame(figure_rows, columns=["histogram", "algorithm", "kind", "file", "runs"]),
+    )
+
+
+class FigureCache:
+    """Figures kept between runs of a job, by a hash of everything drawn (data, titles, the
+    plotting code): a figure whose inputs did not change (e.g. the most anomalous runs of a
+    histogram after a few runs were added) is copied instead of drawn again. ``None`` folder:
+    no cache. Entries not used by a run are removed at :meth:`close`."""
+
+    def __init__(self, folder: str | Path | None) -> None:
+        self.folder = Path(folder) if folder is not None else None
+        self.used: set[str] = set()
+        self.hits = 0
+        self.drawn = 0
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        from dqmflow import plots
+
+        self._code = hashlib.sha256(Path(plots.__file__).read_bytes()).hexdigest()
+
+    def draw(self, function: Any, path: Path, *args: Any, **kwargs: Any) -> None:
+        """``function(*args, path, **kwargs)`` unless the same figure is in the cache."""
+        if self.folder is None:
+            function(*args, path, **kwargs)
+            self.drawn += 1
+            return
+        blob = pickle.dumps((function.__name__, args, sorted(kwargs.items()), self._code), protocol=5)
+        key = hashlib.sha256(blob).hexdigest()[:32]
+        cached = self.folder / f"{key}.png"
+        self.used.add(cached.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if cached.exists():
+            shutil.copyfile(cached, path)
+            self.hits += 1
+            return
+        function(*args, path, **kwargs)
+        self.drawn += 1
+        tmp = cached.with_suffix(".tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, cached)
+
+    def close(self) -> None:
+        if self.folder is None:
+            return
+        for stale in self.folder.glob("*.png"):
+            if stale.name not in self.used:
+                stale.unlink()
+
+
+def _histogram_figures(
+    histogram: str,
+    frame: pd.DataFrame,
+    rocs: Mapping[str, RocResult],
+    matrices: Sequence[tuple[str, np.ndarray]],
+    recos: Mapping[tuple[str, str], tuple[dict[str, Any], pd.DataFrame]],
+    reco_labels: Mapping[str, str],
+    settings: Settings,
+    plots: Path,
+    flagging: set[str],
+    cache: FigureCache,
+) -> list[dict[str, Any]]:
+    from dqmflow import plots as draw
+
+    slug = slugify(histogram)
+    folder = plots / slug
+    rows: list[dict[str, Any]] = []
+
+    def add(kind: str, algorithm: str = "", runs: Sequence[int] = ()) -> Path:
+        name = f"{kind}.png" if not algorithm else f"{kind}_{algorithm}.png"
+        rows.append(
+            {"histogram": histogram, "algorithm": algorithm, "kind": kind, "file": f"{slug}/{name}",
+             "runs": " ".join(str(r) for r in runs)}
+        )  # fmt: skip
+        return folder / name
+
+    title = histogram
+    if flagging:
+        if any(not np.isnan(r.auc) for r in rocs.values()):
+            cache.draw(draw.plot_roc, add("roc"), rocs, title)
+            cache.draw(draw.plot_sic, add("sic"), rocs, title)
+        if matrices:
+            cache.draw(draw.plot_confusion, add("confusion"), matrices, title)
+        columns = ["algorithm", "score", "label", "split"]
+        cache.draw(draw.plot_score_distributions, add("scores"), frame[columns].reset_index(drop=True), title)
+    labels = dict(zip(frame["run_number"], frame["label"], strict=False))
+    entries = dict(zip(frame["run_number"], frame["entries"], strict=False)) if "entries" in frame.columns else {}
+    for algorithm, aframe in frame.groupby("algorithm", sort=True):
+        algorithm = str(algorithm)
+        if (histogram, algorithm) not in recos:
+            continue
+        meta, rows_by_run = recos[(histogram, algorithm)]
+        if not meta.get("shape"):
+            continue
+        candidates = _top_runs(aframe, len(aframe))["run_number"].astype(int).tolist() if algorithm in flagging else []
+        wanted = [r for r in candidates if r in rows_by_run.index][: settings.n_example_runs]
+        wanted += [int(r) for r in settings.reco_runs if int(r) in rows_by_run.index and int(r) not in wanted]
+        if not wanted:
+            continue
+        shape = tuple(meta["shape"])
+        chosen = rows_by_run.loc[wanted]
+        originals = np.stack([np.asarray(v, np.float64).reshape(shape) for v in chosen["original"]])
+        have = chosen["reconstruction"].notna().all()
+        reconstructions = (
+            np.stack([np.asarray(v, np.float64).reshape(shape) for v in chosen["reconstruction"]]) if have else None
+        )
+        cache.draw(
+            draw.plot_reconstructions,
+            add("reco", algorithm, wanted),
+            originals,
+            reconstructions,
+            [np.asarray(e) for e in meta["edges"]],
+            wanted,
+            chosen["score"].tolist(),
+            f"{title}  [{algorithm}]",
+            reco_label=reco_labels.get(algorithm, "reconstruction"),
+            labels=[int(labels.get(r, -1)) for r in wanted],
+            entries=[float(entries.get(r, np.nan)) for r in wanted] if entries else None,
+        )
+    return rows
+
+
+CHUNK_FILES = {
+    "metrics": "metrics.csv",
+    "false_alarm": "false_alarm.csv",
+    "confusion": "confusion.csv",
+    "top_runs": "top_runs.csv",
+    "figures": "figures.csv",
+    "pvalues": "pvalues.parquet",
+}
+
+
+def write_chunk(result: ChunkAssessment, out: Mapping[str, str | Path]) -> None:
+    """Write a chunk's tables to the paths ``out[name]`` (names of :data:`CHUNK_FILES`)."""
+    for name in CHUNK_FILES:
+        path = Path(out[name])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = getattr(result, name)
+        if name == "pvalues":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False, float_format=FLOAT_FORMAT)
+
+
+def read_chunk(paths: Mapping[str, str | Path]) -> ChunkAssessment:
+    """Read back what :func:`write_chunk` wrote."""
+    tables = {}
+    for name in CHUNK_FILES:
+        path = Path(paths[name])
+        if name == "pvalues":
+            tables[name] = pd.read_parquet(path)
+        else:
+            tables[name] = pd.read_csv(path, keep_default_na=True) if path.stat().st_size > 1 else pd.DataFrame()
+    return ChunkAssessment(**tables)
+
+
+def read_chunks(tables: Mapping[str, Sequence[str | Path]]) -> list[ChunkAssessment]:
+    """Read several chunks: ``tables[name]`` lists every chunk's file of that name, in chunk order."""
+    counts = {name: len(tables[name]) for name in CHUNK_FILES}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"every chunk needs each of {list(CHUNK_FILES)}; got {counts}")
+    n = next(iter(counts.values()))
+    return [read_chunk({name: tables[name][i] for name in CHUNK_FILES}) for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- per dataset
 
 
 def _latex_escape(text: str) -> str:
@@ -35,211 +554,300 @@ def _latex_escape(text: str) -> str:
         ("$", r"\$"),
         ("{", r"\{"),
         ("}", r"\}"),
+        ("~", r"\textasciitilde{}"),
+        ("^", r"\textasciicircum{}"),
     ):
         text = text.replace(char, repl)
     return text
 
 
-def latex_table(far: pd.DataFrame, algorithm: str) -> str:
-    """False-alarm rates (± bootstrap std) per histogram and detection efficiency, as LaTeX."""
+def latex_table(far: pd.DataFrame) -> str:
+    """False-alarm rates (± bootstrap std) per histogram, algorithm and detection efficiency, as LaTeX
+    (full histogram paths, breakable at ``/``)."""
+    if len(far) == 0:
+        return "% dqmflow: no false-alarm rates (no labelled good and bad runs)\n"
     effs = sorted(far["efficiency"].unique())
     header = " & ".join(f"FAR @ {e:.0%}".replace("%", r"\%") for e in effs)
     lines = [
-        r"\begin{tabular}{l" + "c" * len(effs) + "}",
+        r"\begin{tabular}{p{0.45\linewidth}l" + "c" * len(effs) + "}",
         r"\hline",
-        f"Histogram & {header} \\\\",
+        f"Histogram & Algorithm & {header} \\\\",
         r"\hline",
     ]
-    for histogram, group in far.groupby("histogram", sort=True):
+    for (histogram, algorithm), group in far.groupby(["histogram", "algorithm"], sort=True):
         cells = []
         for eff in effs:
             row = group[group["efficiency"] == eff].iloc[0]
             value, err = row["false_alarm_rate"], row["false_alarm_rate_std"]
             cells.append("--" if np.isnan(value) else f"${value:.3f} \\pm {err:.3f}$")
-        lines.append(f"{_latex_escape(HistogramName.from_column(histogram).short)} & {' & '.join(cells)} \\\\")
+        path = _latex_escape(str(histogram)).replace("/", r"/\allowbreak{}")
+        lines.append(f"{path} & {_latex_escape(str(algorithm))} & {' & '.join(cells)} \\\\")
     lines += [r"\hline", r"\end{tabular}"]
-    caption = f"% dqmflow: false-alarm rate at fixed detection efficiency, algorithm {algorithm}"
-    return caption + "\n" + "\n".join(lines) + "\n"
+    return "% dqmflow: false-alarm rate at fixed detection efficiency (± bootstrap std)\n" + "\n".join(lines) + "\n"
 
 
-def read_reconstructions(path: str | Path) -> tuple[str, dict[str, Any], pd.DataFrame]:
-    """A score job's reconstruction file: (histogram, {shape, edges}, rows by run)."""
-    table = pq.read_table(path)
-    meta = json.loads((table.schema.metadata or {})[b"dqmflow"])
-    return str(meta["histogram"]), meta, table.to_pandas().set_index("run_number")
+def _far_html(far: pd.DataFrame) -> str:
+    if len(far) == 0:
+        return "<p>No false-alarm rates: no labelled good and bad runs.</p>\n"
+    table = far.assign(
+        cell=[
+            "–" if np.isnan(v) else f"{v:.3f} ± {e:.3f}"
+            for v, e in zip(far["false_alarm_rate"], far["false_alarm_rate_std"], strict=True)
+        ],
+        efficiency=[f"FAR @ {e:.0%}" for e in far["efficiency"]],
+    ).pivot_table(index=["histogram", "algorithm"], columns="efficiency", values="cell", aggfunc="first")
+    return str(table.to_html(escape=True))
 
 
-def assess_algorithm(
-    scores: pd.DataFrame,
-    algorithm: str,
-    out_dir: str | Path,
-    plots_dir: str | Path,
-    *,
-    reco_files: Sequence[str | Path] = (),
-    n_bootstrap: int = 200,
-    efficiencies: Sequence[float] = EFFICIENCIES,
-    n_example_runs: int = 4,
-    alpha: float = 0.01,
-    seed: int = 0,
-    reco_label: str = "reconstruction",
-) -> pd.DataFrame:
-    """Metrics, tables and figures of one algorithm config; returns the per-histogram metrics.
-
-    ``scores`` is the long score table (:mod:`dqmflow.scores`), from dqmflow or any other tool;
-    only the rows of ``algorithm`` are used. ``reco_files`` are the score jobs' reconstruction
-    files: with them, the most anomalous runs are drawn against their reconstruction (a
-    statistical test's "reconstruction" is its reference, named by ``reco_label``).
-    """
-    out, plots = Path(out_dir), Path(plots_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    plots.mkdir(parents=True, exist_ok=True)
-    scores = check_score_table(scores[scores["algorithm"] == algorithm].reset_index(drop=True))
-    if "label" not in scores.columns:
-        scores = scores.assign(label=-1)
-    if "split" not in scores.columns:
-        scores = scores.assign(split="test")
-    recos: dict[str, tuple[dict[str, Any], pd.DataFrame]] = {}
-    for path in reco_files:
-        histogram, meta, rows = read_reconstructions(path)
-        recos[histogram] = (meta, rows)
-    metric_rows, far_frames, top_frames = [], [], []
-    for histogram, frame in scores.groupby("histogram", sort=True):
-        histogram = str(histogram)
-        name = HistogramName.from_column(histogram)
-        evaluation = frame[(frame["split"] == "test") & frame["label"].isin((0, 1))]
-        roc = bootstrap_roc(evaluation["score"].to_numpy(), evaluation["label"].to_numpy(), n_bootstrap, seed)
-        far = false_alarm_rates(
-            evaluation["score"].to_numpy(), evaluation["label"].to_numpy(), efficiencies, n_bootstrap, seed
-        )
-        far.insert(0, "histogram", histogram)
-        far.insert(1, "algorithm", algorithm)
-        far_frames.append(far)
-        scored = frame[frame["split"] != "missing"]
-        good = scored[scored["label"] == 0]["score"]
-        bad = scored[scored["label"] == 1]["score"]
-        wp = roc.best_working_point if not np.isnan(roc.auc) else (np.nan, np.nan)
-        row = {
-            "histogram": histogram,
-            "algorithm": algorithm,
-            "auc": roc.auc,
-            "auc_std": roc.auc_std,
-            "n_good": roc.n_good,
-            "n_bad": roc.n_bad,
-            "n_low_stats": int((frame["split"] == "low_stats").sum()),
-            "n_missing": int((frame["split"] == "missing").sum()),
-            "score_mean": scored["score"].replace(np.inf, np.nan).mean(),
-            "score_std": scored["score"].replace(np.inf, np.nan).std(),
-            "score_mean_good": good.replace(np.inf, np.nan).mean(),
-            "score_mean_bad": bad.replace(np.inf, np.nan).mean(),
-            "best_wp_fpr": wp[0],
-            "best_wp_tpr": wp[1],
-        }
-        for _, f in far.iterrows():
-            row[f"far_at_{round(f['efficiency'] * 100)}"] = f["false_alarm_rate"]
-        metric_rows.append(row)
-
-        candidates = scored[scored["split"] != "train"].sort_values("score", ascending=False, kind="stable")
-        top = candidates.head(5)[["run_number", "label", "split", "score"]].copy()
-        top.insert(0, "histogram", histogram)
-        top.insert(1, "rank", np.arange(1, len(top) + 1))
-        top_frames.append(top)
-
-        title = f"{name.column}  [{algorithm}]"
-        slug = name.slug
-        plot_roc(roc, title, plots / "roc" / f"{slug}.png", label=algorithm)
-        plot_score_distributions(scored, title, plots / "scores" / f"{slug}.png")
-        if histogram in recos:
-            meta, rows = recos[histogram]
-            _plot_examples(rows, meta, candidates, n_example_runs, title, reco_label, plots / "reco" / f"{slug}.png")
-
-    metrics = pd.DataFrame(metric_rows)
-    metrics.to_csv(out / "metrics.csv", index=False)
-    far_all = pd.concat(far_frames, ignore_index=True) if far_frames else pd.DataFrame()
-    far_all.to_csv(out / "false_alarm.csv", index=False)
-    (out / "false_alarm.tex").write_text(latex_table(far_all, algorithm) if len(far_all) else "% no data\n")
-    (pd.concat(top_frames, ignore_index=True) if top_frames else pd.DataFrame()).to_csv(
-        out / "top_runs.csv", index=False
-    )
-
-    if "year" not in scores.columns:
-        scores = scores.assign(year=-1)
-    ranking = run_level_scores(scores, alpha=alpha)
-    ranking.insert(0, "algorithm", algorithm)
-    ranking.insert(1, "rank", np.arange(1, len(ranking) + 1))
-    ranking.to_csv(out / "run_ranking.csv", index=False)
-    run_level = _run_level_metrics(ranking, n_bootstrap, seed)
-    plot_run_level(run_level, f"run level [{algorithm}]", plots / "run_level.png")
-    rows = [
-        {
-            "algorithm": algorithm,
-            "combination": k,
-            "auc": v.auc,
-            "auc_std": v.auc_std,
-            "n_good": v.n_good,
-            "n_bad": v.n_bad,
-        }
-        for k, v in run_level.items()
-    ]
-    pd.DataFrame(rows).to_csv(out / "run_level.csv", index=False)
-    return metrics
-
-
-def _plot_examples(
-    reco: pd.DataFrame,
-    meta: dict[str, Any],
-    candidates: pd.DataFrame,
-    n_example_runs: int,
-    title: str,
-    reco_label: str,
-    path: Path,
-) -> None:
-    """The most anomalous runs that have a stored reconstruction, against it."""
-    shape = tuple(meta["shape"])
-    runs = [int(r) for r in candidates["run_number"] if int(r) in reco.index][:n_example_runs]
-    rows = reco.loc[runs] if runs else reco.iloc[:0]
-    originals = np.stack([np.asarray(v, np.float64).reshape(shape) for v in rows["original"]]) if runs else None
-    have_reco = bool(runs) and rows["reconstruction"].notna().all()
-    recos = np.stack([np.asarray(v, np.float64).reshape(shape) for v in rows["reconstruction"]]) if have_reco else None
-    plot_reconstructions(
-        originals if originals is not None else np.zeros((0, *shape)),
-        recos,
-        [np.asarray(e) for e in meta["edges"]],
-        runs,
-        rows["score"].tolist(),
-        f"most anomalous runs: {title}",
-        path,
-        reco_label,
-    )
-
-
-def _run_level_metrics(ranking: pd.DataFrame, n_bootstrap: int, seed: int) -> dict:
-    usable = (
-        ~ranking["is_train"].astype(bool) & ~ranking["low_stats"].astype(bool) & ~ranking["unreadable"].astype(bool)
-    )
-    evaluation = ranking[usable & ranking["label"].isin((0, 1))]
-    labels = evaluation["label"].to_numpy()
-    out = {
-        "fisher": bootstrap_roc(evaluation["fisher"].to_numpy(), labels, n_bootstrap, seed),
-        "min p": bootstrap_roc(evaluation["neg_log10_min_p"].to_numpy(), labels, n_bootstrap, seed),
-        "n flagged": bootstrap_roc(evaluation["n_flagged"].to_numpy(dtype=float), labels, n_bootstrap, seed),
+def _run_level_rocs(run_scores: pd.DataFrame, table: pd.DataFrame, columns: Sequence[str], settings: Settings) -> dict:
+    merged = table[["run_number", "label", "split", "low_stats", "unreadable"]].merge(run_scores, on="run_number")
+    evaluation = merged[evaluation_runs(merged)]
+    return {
+        c: bootstrap_roc(evaluation[c].to_numpy(np.float64), evaluation["label"].to_numpy(), settings.n_bootstrap)
+        for c in columns
     }
-    return out
 
 
-def summarise(
-    metric_files: Mapping[str, str | Path],
-    run_level_files: Mapping[str, str | Path],
-    ranking_files: Mapping[str, str | Path],
-    out_dir: str | Path,
-) -> pd.DataFrame:
-    """Tables across algorithms: AUC per histogram and algorithm, run-level AUCs, run ranking."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = pd.concat([pd.read_csv(p) for p in metric_files.values()], ignore_index=True)
-    auc = metrics.pivot(index="histogram", columns="algorithm", values="auc")
-    auc.to_csv(out / "auc_by_histogram.csv")
-    run_level = pd.concat([pd.read_csv(p) for p in run_level_files.values()], ignore_index=True)
-    run_level.to_csv(out / "run_level_auc.csv", index=False)
-    ranking = pd.concat([pd.read_csv(p) for p in ranking_files.values()], ignore_index=True)
-    ranking.to_csv(out / "run_ranking.csv", index=False)
-    return metrics
+SUMMARY_FIGURES = {"run_level": "run_level.png", "flags": "flags.png", "pvalues": "pvalues.png"}
+
+
+def assess_dataset(
+    chunks: Sequence[ChunkAssessment],
+    out: Mapping[str, str | Path],
+    settings: Settings = Settings(),
+    *,
+    figures: Mapping[str, str | Path] | None = None,
+) -> Verdicts:
+    """Run verdicts and summary over every chunk of histograms of one dataset.
+
+    ``out`` maps the names of :data:`OUTPUTS` (``verdicts, run_scores, run_level, metrics, auc,
+    false_alarm, false_alarm_tex, false_alarm_html, confusion, top_runs``) to paths;
+    ``figures`` maps those of :data:`SUMMARY_FIGURES` to paths (none drawn without it).
+    """
+    pvalues = pd.concat([c.pvalues for c in chunks], ignore_index=True)
+    if len(pvalues) == 0:
+        raise VerdictError("no scores to assess: the score table is empty")
+    verdicts = run_verdicts(
+        pvalues,
+        pvalues=pvalues,
+        combiner=settings.combiner,
+        reference=settings.reference,
+        false_alarm_rate=settings.false_alarm_rate,
+        alpha=settings.alpha,
+        n_driving=settings.n_driving,
+    )
+    table = verdicts.table
+    for path in out.values():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out["verdicts"], index=False, float_format=FLOAT_FORMAT)
+    verdicts.run_scores.to_csv(out["run_scores"], index=False, float_format=FLOAT_FORMAT)
+    score_columns = [c for c in verdicts.run_scores.columns if c not in ("run_number", "reference")]
+    run_level = combiner_figures(verdicts.run_scores, table, score_columns, settings.false_alarm_rate)
+    run_level.to_csv(out["run_level"], index=False, float_format=FLOAT_FORMAT)
+    metrics = pd.concat([c.metrics for c in chunks], ignore_index=True)
+    metrics.to_csv(out["metrics"], index=False, float_format=FLOAT_FORMAT)
+    if len(metrics):
+        auc = metrics.pivot(index="histogram", columns="algorithm", values="auc")
+        auc.to_csv(out["auc"], float_format=FLOAT_FORMAT)
+    else:
+        Path(out["auc"]).write_text("histogram\n")
+    far = pd.concat([c.false_alarm for c in chunks], ignore_index=True)
+    far.to_csv(out["false_alarm"], index=False, float_format=FLOAT_FORMAT)
+    Path(out["false_alarm_tex"]).write_text(latex_table(far))
+    Path(out["false_alarm_html"]).write_text(_far_html(far))
+    confusion = pd.concat([c.confusion for c in chunks], ignore_index=True)
+    confusion.to_csv(out["confusion"], index=False, float_format=FLOAT_FORMAT)
+    top_runs = pd.concat([c.top_runs for c in chunks], ignore_index=True)
+    top_runs.to_csv(out["top_runs"], index=False, float_format=FLOAT_FORMAT)
+    if figures is not None:
+        _summary_figures(verdicts, score_columns, settings, {k: Path(v) for k, v in figures.items()})
+    return verdicts
+
+
+def _summary_figures(
+    verdicts: Verdicts, score_columns: Sequence[str], settings: Settings, paths: Mapping[str, Path]
+) -> None:
+    from dqmflow import plots as draw
+
+    table = verdicts.table
+    combiners = [c for c in score_columns if "[" not in c]
+    per_algorithm = [c for c in score_columns if "[" in c]
+    draw.plot_run_level(
+        {
+            **{
+                f"all algorithms, {c}": r
+                for c, r in _run_level_rocs(verdicts.run_scores, table, combiners, settings).items()
+            },
+            **_run_level_rocs(verdicts.run_scores, table, per_algorithm, settings),
+        },
+        "run verdicts: ROC per combiner (all algorithms) and per algorithm",
+        paths["run_level"],
+    )
+    used = table[table["listing"] == "ranked"]
+    draw.plot_flags(used[["run_number", "label", "n_flags"]], "histograms flagged per run", paths["flags"])
+    pv = verdicts.pvalues
+    good_out_of_sample = pv[(pv.get("label", -1) == 0) & (pv.get("split", "test") == "test")]["p_value"].dropna()
+    draw.plot_pvalue_calibration(
+        good_out_of_sample.to_numpy(), "p-values of good test runs (flat if calibrated)", paths["pvalues"]
+    )
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dqmflow",
+        description="Assess anomaly scores of DQM histograms: calibrated run verdicts, figures of merit, "
+        "figures and a web page. Works on any long score table (run_number, histogram, algorithm, score"
+        "[, label, split, year]) or wide table (a run column and one column per histogram).",
+    )
+    parser.add_argument("scores", nargs="+", type=Path, help="score tables (.parquet or .csv)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--algorithm", help="algorithm name for wide tables (default: the file name)")
+    parser.add_argument("--combiner", choices=COMBINERS, default=DEFAULT_COMBINER)
+    parser.add_argument(
+        "--reference",
+        choices=REFERENCES,
+        default="auto",
+        help="reference runs of the p-values: the calibration split, good runs (leave-one-out), or every "
+        "run not labelled bad (default auto: calibration if present, else good runs)",
+    )
+    parser.add_argument("--false-alarm-rate", type=float, default=0.05, help="flag runs at this rate of good runs")
+    parser.add_argument("--alpha", type=float, default=0.01, help="p-value of a flagged histogram")
+    parser.add_argument("--n-bootstrap", type=int, default=200)
+    parser.add_argument("--plots", choices=("matter", "all", "none"), default="matter")
+    parser.add_argument("--no-site", action="store_true", help="do not write the web page")
+    parser.add_argument("--runs", type=int, nargs="*", default=[], help="runs to always show")
+    return parser
+
+
+OUTPUTS = {
+    "verdicts": "verdicts.csv",
+    "run_scores": "run_scores.csv",
+    "run_level": "run_level_auc.csv",
+    "metrics": "metrics.csv",
+    "auc": "auc_by_histogram.csv",
+    "false_alarm": "false_alarm.csv",
+    "false_alarm_tex": "false_alarm.tex",
+    "false_alarm_html": "false_alarm.html",
+    "confusion": "confusion.csv",
+    "top_runs": "top_runs.csv",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``dqmflow SCORES... --out DIR`` (see :func:`_parser`); returns the exit status."""
+    args = _parser().parse_args(argv)
+    settings = Settings(
+        n_bootstrap=args.n_bootstrap,
+        alpha=args.alpha,
+        false_alarm_rate=args.false_alarm_rate,
+        combiner=args.combiner,
+        reference=args.reference,
+        plots=args.plots,
+        reco_runs=tuple(args.runs),
+    )
+    out: Path = args.out
+    try:
+        scores = read_score_files(args.scores, args.algorithm)
+        chunk = assess_histograms(scores, out / "plots", settings)
+        figures = {k: out / "plots" / v for k, v in SUMMARY_FIGURES.items()} if args.plots != "none" else None
+        verdicts = assess_dataset([chunk], {k: out / v for k, v in OUTPUTS.items()}, settings, figures=figures)
+    except (ScoreTableError, VerdictError, FileNotFoundError) as err:
+        print(f"dqmflow: error: {err}", file=sys.stderr)
+        return 2
+    report_verdicts(verdicts, pd.read_csv(out / OUTPUTS["run_level"]), print)
+    if not args.no_site:
+        index = write_site(
+            out / "site",
+            verdicts.table,
+            [chunk],
+            [out / "plots"],
+            title="dqmflow: " + ", ".join(p.name for p in args.scores),
+            summary_figures=figures or {},
+            tables={name: out / OUTPUTS[name] for name in ("verdicts", "metrics", "false_alarm_tex", "top_runs")},
+        )
+        print(f"web page: {index}")
+    if verdicts.table["score"].isna().all():
+        print("dqmflow: error: no run got a verdict (no usable p-value)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def report_verdicts(verdicts: Verdicts, run_level: pd.DataFrame, say: Any) -> None:
+    """The terminal summary: flagged runs, the reference, run-level AUCs, problems."""
+    table = verdicts.table
+    ranked = table[table["listing"] == "ranked"]
+    say(
+        f"{len(table)} runs: {int(table['flagged'].sum())} flagged at a false-alarm rate of "
+        f"{verdicts.false_alarm_rate:g} ({verdicts.combiner} combination; reference: {verdicts.n_reference_runs} "
+        f"{verdicts.reference} runs); {int((table['listing'] == 'low_stats').sum())} low-statistics and "
+        f"{int((table['listing'] == 'unreadable').sum())} unreadable runs listed apart"
+    )
+    for _, row in ranked[ranked["flagged"]].head(10).iterrows():
+        say(f"  run {row['run_number']}: p = {row['p_value']:.2g}, driven by {row['histograms'] or '-'}")
+    rated = run_level.dropna(subset=["auc"])
+    if len(rated):
+        caught = [c for c in rated.columns if c.startswith("caught_at_far")]
+        for _, row in rated.iterrows():
+            extra = f", bad runs caught at FAR {verdicts.false_alarm_rate:g}: {row[caught[0]]:.2f}" if caught else ""
+            say(f"  run-level AUC {row['run_score']}: {row['auc']:.3f}{extra}")
+    for problem in verdicts.problems:
+        say(f"WARNING: {problem}")
+
+
+_FIGURE_TITLES = {
+    "roc": "ROC",
+    "sic": "significance improvement",
+    "confusion": "confusion matrices",
+    "scores": "score distributions",
+    "reco": "most anomalous runs",
+    "run_level": "run verdicts: ROC",
+    "flags": "histograms flagged per run",
+    "pvalues": "p-value calibration",
+}
+
+
+def write_site(
+    site_dir: str | Path,
+    verdicts: pd.DataFrame,
+    chunks: Sequence[ChunkAssessment],
+    plots_dirs: Sequence[str | Path],
+    *,
+    title: str,
+    summary_figures: Mapping[str, str | Path] = {},
+    tables: Mapping[str, str | Path] = {},
+) -> Path:
+    """The web page (``site_dir/index.html``) from verdicts and the chunks' tables and figures
+    (``plots_dirs[i]`` holds the figures of ``chunks[i]``)."""
+    from dqmflow.site import Figure, build_site
+
+    histogram_figures: dict[str, list[Figure]] = {}
+    run_figures: dict[int, list[Figure]] = {}
+    for chunk, folder in zip(chunks, plots_dirs, strict=True):
+        for row in chunk.figures.itertuples(index=False):
+            algorithm = "" if pd.isna(row.algorithm) else str(row.algorithm)
+            name = _FIGURE_TITLES.get(str(row.kind), str(row.kind)) + (f" [{algorithm}]" if algorithm else "")
+            figure = Figure(Path(folder) / str(row.file), name, str(row.histogram))
+            histogram_figures.setdefault(str(row.histogram), []).append(figure)
+            runs = "" if pd.isna(row.runs) else str(row.runs)
+            for run in runs.split():
+                run_figures.setdefault(int(run), []).append(figure)
+    summary = [Figure(Path(p), _FIGURE_TITLES.get(k, k)) for k, p in summary_figures.items() if Path(p).exists()]
+    return build_site(
+        site_dir,
+        title=title,
+        verdicts=verdicts,
+        pvalues=pd.concat([c.pvalues for c in chunks], ignore_index=True).assign(p_value=lambda f: f["p_graded"]),
+        metrics=pd.concat([c.metrics for c in chunks], ignore_index=True),
+        top_runs=pd.concat([c.top_runs for c in chunks], ignore_index=True),
+        summary_figures=summary,
+        histogram_figures=histogram_figures,
+        run_figures=run_figures,
+        tables={k: Path(v) for k, v in tables.items()},
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -419,7 +419,7 @@ def _write_reconstructions(
     (``batch``), or are read for the few runs in neither. Returns them, by (column, run)."""
     chosen: dict[str, list[int]] = {}
     for column, frame in zip(columns, frames, strict=True):
-        candidates = frame[~frame["split"].isin(("train", "missing"))]
+        candidates = frame[~frame["split"].isin(("train", "missing", "low_stats"))]  # short runs are shown apart
         candidates = candidates[candidates["score"].notna()].sort_values("score", ascending=False, kind="stable")
         wanted = [*candidates["run_number"].head(n_reconstructed).tolist(), *reco_runs]
         split = dict(zip(frame["run_number"], frame["split"], strict=True))

@@ -1,73 +1,140 @@
-rule assess:
+# Assessment: one job per chunk of histograms (all algorithm configs: figures of merit, p-values
+# against the reference runs, figures of the histograms that matter), then one verdicts job per
+# primary dataset (run verdicts, summary tables and figures) and the web page.
+
+
+rule assess_histograms:
     input:
-        scores=algorithm_score_files,
-        reco=reco_files,
-        config=algorithm_file,
+        scores=chunk_score_files,
+        reco=chunk_reco_files,
+        configs=algorithm_files,
     output:
-        metrics=report(
-            "results/{pd}/assessment/{algo}/metrics.csv",
-            caption="../report/metrics.rst",
-            category="Assessment",
-            subcategory="{algo}",
-            labels={"dataset": "{pd}", "algorithm": "{algo}", "table": "metrics per histogram"},
-        ),
-        false_alarm="results/{pd}/assessment/{algo}/false_alarm.csv",
-        latex="results/{pd}/assessment/{algo}/false_alarm.tex",
-        top_runs="results/{pd}/assessment/{algo}/top_runs.csv",
-        ranking="results/{pd}/assessment/{algo}/run_ranking.csv",
-        run_level="results/{pd}/assessment/{algo}/run_level.csv",
-        plots=report(
-            directory("results/{pd}/assessment/{algo}/plots"),
-            patterns=["{kind}/{name}.png"],
-            caption="../report/plots.rst",
-            category="Assessment",
-            subcategory="{algo}",
-            labels={"dataset": "{pd}", "algorithm": "{algo}", "figure": "{kind}", "histogram": "{name}"},
-        ),
+        metrics="results/{pd}/assessment/chunks/{chunk}/metrics.csv",
+        false_alarm="results/{pd}/assessment/chunks/{chunk}/false_alarm.csv",
+        confusion="results/{pd}/assessment/chunks/{chunk}/confusion.csv",
+        top_runs="results/{pd}/assessment/chunks/{chunk}/top_runs.csv",
+        figures="results/{pd}/assessment/chunks/{chunk}/figures.csv",
+        pvalues="results/{pd}/assessment/chunks/{chunk}/pvalues.parquet",
+        plots=directory("results/{pd}/assessment/chunks/{chunk}/plots"),
     params:
-        algorithm=algorithm_params,
         settings=config["assessment"],
+        reco_keys=chunk_reco_keys,
+        n_histograms=len(PLAN.histograms),
+        figure_cache=figure_cache,
     log:
-        "logs/{pd}/assess/{algo}.log",
+        "logs/{pd}/assess/{chunk}.log",
     benchmark:
-        "benchmarks/{pd}/assess/{algo}.tsv"
+        "benchmarks/{pd}/assess/{chunk}.tsv"
+    threads: 1
     resources:
         mem_mb=2000,
     conda:
         ENV
     script:
-        "../scripts/assess.py"
+        "../scripts/assess_histograms.py"
 
 
-rule summary:
+rule verdicts:
     input:
-        metrics=assessment_files("metrics.csv"),
-        run_level=assessment_files("run_level.csv"),
-        ranking=assessment_files("run_ranking.csv"),
+        unpack(chunk_tables),
     output:
-        auc=report(
-            "results/{pd}/summary/auc_by_histogram.csv",
-            caption="../report/auc_summary.rst",
-            category="Summary",
-            labels={"dataset": "{pd}", "table": "AUC per histogram and algorithm"},
+        verdicts=report(
+            "results/{pd}/verdicts.csv",
+            caption="../report/verdicts.rst",
+            category="1. Run verdicts",
+            labels={"dataset": "{pd}", "table": "verdicts (all runs, ranked)"},
         ),
+        run_scores="results/{pd}/summary/run_scores.csv",
         run_level=report(
             "results/{pd}/summary/run_level_auc.csv",
             caption="../report/run_level.rst",
-            category="Summary",
-            labels={"dataset": "{pd}", "table": "run-level AUC"},
+            category="1. Run verdicts",
+            labels={"dataset": "{pd}", "table": "run-level AUC per combiner and algorithm"},
         ),
-        ranking=report(
-            "results/{pd}/summary/run_ranking.csv",
-            caption="../report/run_ranking.rst",
-            category="Summary",
-            labels={"dataset": "{pd}", "table": "run ranking"},
+        metrics=report(
+            "results/{pd}/summary/metrics.csv",
+            caption="../report/metrics.rst",
+            category="2. Histograms",
+            labels={"dataset": "{pd}", "table": "metrics per histogram and algorithm"},
         ),
+        auc=report(
+            "results/{pd}/summary/auc_by_histogram.csv",
+            caption="../report/auc_summary.rst",
+            category="2. Histograms",
+            labels={"dataset": "{pd}", "table": "AUC per histogram and algorithm"},
+        ),
+        false_alarm="results/{pd}/summary/false_alarm.csv",
+        false_alarm_tex="results/{pd}/summary/false_alarm.tex",
+        false_alarm_html=report(
+            "results/{pd}/summary/false_alarm.html",
+            caption="../report/false_alarm.rst",
+            category="2. Histograms",
+            labels={"dataset": "{pd}", "table": "false-alarm rate at fixed efficiency"},
+        ),
+        confusion="results/{pd}/summary/confusion.csv",
+        top_runs=report(
+            "results/{pd}/summary/top_runs.csv",
+            caption="../report/top_runs.rst",
+            category="2. Histograms",
+            labels={"dataset": "{pd}", "table": "most anomalous runs per histogram"},
+        ),
+        run_level_plot=report(
+            "results/{pd}/summary/run_level.png",
+            caption="../report/run_level_plot.rst",
+            category="1. Run verdicts",
+            labels={"dataset": "{pd}", "figure": "run-level ROC"},
+        ),
+        flags_plot=report(
+            "results/{pd}/summary/flags.png",
+            caption="../report/flags.rst",
+            category="1. Run verdicts",
+            labels={"dataset": "{pd}", "figure": "histograms flagged per run"},
+        ),
+        pvalues_plot=report(
+            "results/{pd}/summary/pvalues.png",
+            caption="../report/pvalues.rst",
+            category="1. Run verdicts",
+            labels={"dataset": "{pd}", "figure": "p-value calibration"},
+        ),
+    params:
+        settings=config["assessment"],
     log:
-        "logs/{pd}/summary.log",
+        "logs/{pd}/verdicts.log",
     benchmark:
-        "benchmarks/{pd}/summary.tsv"
+        "benchmarks/{pd}/verdicts.tsv"
+    resources:
+        mem_mb=4000,
     conda:
         ENV
     script:
-        "../scripts/summary.py"
+        "../scripts/verdicts.py"
+
+
+rule site:
+    input:
+        unpack(chunk_tables),
+        plots=chunk_plot_dirs,
+        verdicts="results/{pd}/verdicts.csv",
+        summary_metrics="results/{pd}/summary/metrics.csv",
+        summary_false_alarm="results/{pd}/summary/false_alarm.tex",
+        summary_top_runs="results/{pd}/summary/top_runs.csv",
+        summary_run_level="results/{pd}/summary/run_level_auc.csv",
+        run_level_plot="results/{pd}/summary/run_level.png",
+        flags_plot="results/{pd}/summary/flags.png",
+        pvalues_plot="results/{pd}/summary/pvalues.png",
+    output:
+        site=report(
+            directory("results/{pd}/site"),
+            htmlindex="index.html",
+            caption="../report/site.rst",
+            category="0. Web page",
+            labels={"dataset": "{pd}", "page": "verdicts, search, runs, histograms"},
+        ),
+    log:
+        "logs/{pd}/site.log",
+    benchmark:
+        "benchmarks/{pd}/site.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/site.py"

@@ -19,6 +19,12 @@ validate(config, "../schemas/config.schema.yaml")
 
 PLAN = Plan.from_config(config)
 ENV = "../envs/dqmflow.yaml"
+# What score jobs store for the figures: only these assessment settings reach them, so that
+# changing how runs are assessed never reruns scoring.
+RECONSTRUCTIONS = {
+    "n_reconstructed": max(config["assessment"]["n_reconstructed"], config["assessment"]["n_example_runs"]),
+    "reco_runs": config["assessment"]["reco_runs"],
+}
 
 
 wildcard_constraints:
@@ -28,6 +34,7 @@ wildcard_constraints:
     batch=r"R\d+x+",
     algo=r"[A-Za-z0-9_-]+",
     hist=SLUG_PATTERN,
+    chunk=r"[A-Za-z0-9_-]+-\d+",
 
 
 def discover_input(wildcards):
@@ -132,19 +139,54 @@ def score_files(wildcards):
     return [f"results/{wildcards.pd}/scores/{tag}/{slug}.parquet" for tag in PLAN.tags for slug in PLAN.slugs]
 
 
-def algorithm_score_files(wildcards):
-    return [f"results/{wildcards.pd}/scores/{wildcards.algo}/{slug}.parquet" for slug in PLAN.slugs]
+CHUNKS = {chunk.id: chunk for chunk in PLAN.chunks}
 
 
-def reco_files(wildcards):
-    return [f"results/{wildcards.pd}/reco/{wildcards.algo}/{slug}.parquet" for slug in PLAN.slugs]
+def chunk_score_files(wildcards):
+    """Score files of a chunk's histograms, every algorithm config."""
+    slugs = CHUNKS[wildcards.chunk].slugs
+    return [f"results/{wildcards.pd}/scores/{tag}/{slug}.parquet" for tag in PLAN.tags for slug in slugs]
 
 
-def assessment_files(name):
-    def inner(wildcards):
-        return [f"results/{wildcards.pd}/assessment/{tag}/{name}" for tag in PLAN.tags]
+def chunk_reco_files(wildcards):
+    slugs = CHUNKS[wildcards.chunk].slugs
+    return [f"results/{wildcards.pd}/reco/{tag}/{slug}.parquet" for tag in PLAN.tags for slug in slugs]
 
-    return inner
+
+def chunk_reco_keys(wildcards):
+    """(histogram, algorithm config) of each of chunk_reco_files, in the same order."""
+    return [[column, tag] for tag in PLAN.tags for column in CHUNKS[wildcards.chunk].columns]
+
+
+def algorithm_files(wildcards):
+    return [ancient(PLAN.algorithms[tag].path) for tag in PLAN.tags]
+
+
+CHUNK_TABLES = {
+    "metrics": "metrics.csv",
+    "false_alarm": "false_alarm.csv",
+    "confusion": "confusion.csv",
+    "top_runs": "top_runs.csv",
+    "figures": "figures.csv",
+    "pvalues": "pvalues.parquet",
+}
+
+
+def chunk_tables(wildcards):
+    """Every assessment chunk's tables, by name (lists in chunk order)."""
+    return {
+        name: [f"results/{wildcards.pd}/assessment/chunks/{chunk}/{file}" for chunk in CHUNKS]
+        for name, file in CHUNK_TABLES.items()
+    }
+
+
+def figure_cache(wildcards):
+    """Figures an assessment job keeps across reruns (not an output: Snakemake would delete it)."""
+    return f"results/{wildcards.pd}/assessment/cache/{wildcards.chunk}"
+
+
+def chunk_plot_dirs(wildcards):
+    return [f"results/{wildcards.pd}/assessment/chunks/{chunk}/plots" for chunk in CHUNKS]
 
 
 def all_outputs():
@@ -153,7 +195,7 @@ def all_outputs():
         outputs += [
             f"results/{pd}/histograms.parquet",
             f"results/{pd}/scores.parquet",
-            f"results/{pd}/summary/auc_by_histogram.csv",
+            f"results/{pd}/verdicts.csv",
+            f"results/{pd}/site",
         ]
-        outputs += [f"results/{pd}/assessment/{tag}/plots" for tag in PLAN.tags]
     return outputs

@@ -49,7 +49,7 @@ for chunk in PLAN.chunks:
             histograms=chunk.columns,
             algorithm=algorithm_params,
             preprocessing=config["preprocessing"],
-            assessment=config["assessment"],
+            reconstructions=RECONSTRUCTIONS,
             record=chunk_state(chunk, ".json"),
             cache=chunk_state(chunk, ".scores.parquet"),
         log:

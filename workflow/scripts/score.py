@@ -6,7 +6,7 @@ from dqmflow.scriptlog import setup, timed
 
 log = setup(snakemake)
 columns = snakemake.params.histograms
-settings = snakemake.params.assessment
+settings = snakemake.params.reconstructions
 with timed(log):
     frame = score_chunk(
         snakemake.input.runs,
@@ -16,7 +16,7 @@ with timed(log):
         dict(zip(columns, snakemake.input.models, strict=True)),
         dict(zip(columns, snakemake.output.scores, strict=True)),
         dict(zip(columns, snakemake.output.reco, strict=True)),
-        n_reconstructed=max(settings["n_reconstructed"], settings["n_example_runs"]),
+        n_reconstructed=settings["n_reconstructed"],
         reco_runs=settings["reco_runs"],
         record=snakemake.params.record,
         cache=snakemake.params.cache,

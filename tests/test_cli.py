@@ -1,0 +1,105 @@
+"""`python -m dqmflow.assess` / `dqmflow`: verdicts for a score table written by any tool."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dqmflow.assess import read_score_files
+
+PHI = "L1T//Run summary/L1TStage2EMTF/emtfTrackPhi"
+ETA = "L1T//Run summary/L1TStage2EMTF/emtfTrackEta"
+ODD = "CSC//Run summary/CSCOfflineMonitor/Digis/hStripNFired ME+1-1 #strips"
+
+
+def run_cli(*args: str | Path, console: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "dqmflow")] if console else [sys.executable, "-m", "dqmflow.assess"]
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def hand_written(rng: np.random.Generator, n_runs: int = 90) -> tuple[pd.DataFrame, list[int]]:
+    """A long table as a person (or another tool) writes it: no split, two algorithms, three histograms."""
+    runs = list(range(356000, 356000 + n_runs))
+    bad = runs[::9]
+    rows = []
+    for algorithm in ("their_ae", "their_chi2"):
+        for histogram in (PHI, ETA, ODD):
+            for run in runs:
+                score = rng.exponential()
+                if run in bad and histogram == PHI:
+                    score += 6.0
+                rows.append((run, histogram, algorithm, score, int(run in bad)))
+    return pd.DataFrame(rows, columns=["run_number", "histogram", "algorithm", "score", "label"]), bad
+
+
+def test_the_cli_writes_verdicts_for_a_hand_written_table(tmp_path: Path, rng: np.random.Generator) -> None:
+    table, bad = hand_written(rng)
+    table.to_csv(tmp_path / "scores.csv", index=False)
+    result = run_cli(tmp_path / "scores.csv", "--out", tmp_path / "out", "--plots", "none", "--no-site")
+    assert result.returncode == 0, result.stderr
+    verdicts = pd.read_csv(tmp_path / "out" / "verdicts.csv")
+    assert list(verdicts.columns[:6]) == ["rank", "run_number", "score", "p_value", "flagged", "histograms"]
+    assert set(verdicts["run_number"]) == set(table["run_number"])
+    top = verdicts.head(len(bad))
+    assert set(top["run_number"]) == set(bad)  # every bad run ranked above every good run
+    assert top["histograms"].str.startswith(PHI).all()
+    assert "flagged at a false-alarm rate of 0.05" in result.stdout and "reference: 80 good runs" in result.stdout
+    run_level = pd.read_csv(tmp_path / "out" / "run_level_auc.csv").set_index("run_score")
+    assert run_level.loc["cauchy", "auc"] == pytest.approx(1.0)
+    for name in ("metrics.csv", "false_alarm.csv", "false_alarm.tex", "top_runs.csv", "confusion.csv"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_the_console_script_reads_autodqm_style_wide_csvs_with_both_spellings(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    table, bad = hand_written(rng, n_runs=60)
+    chi2 = table[table["algorithm"] == "their_chi2"].pivot(index="run_number", columns="histogram", values="score")
+    chi2.columns = [c.replace("//", "/") if c != ETA else c for c in chi2.columns]  # "L1T/Run summary/..." too
+    chi2.iloc[3, 1] = -99  # AutoDQM: not scored
+    chi2 = chi2.reset_index().rename(columns={"run_number": "run"})
+    chi2["label"] = chi2["run"].isin(bad).astype(int)
+    chi2.to_csv(tmp_path / "beta_binomial_chi2.csv", index=False)
+    long = read_score_files([tmp_path / "beta_binomial_chi2.csv"])
+    assert set(long["histogram"]) == {PHI, ETA, ODD} and set(long["algorithm"]) == {"beta_binomial_chi2"}
+    assert long["score"].isna().sum() == 1
+    result = run_cli(tmp_path / "beta_binomial_chi2.csv", "--out", tmp_path / "out", console=True)
+    assert result.returncode == 0, result.stderr
+    verdicts = pd.read_csv(tmp_path / "out" / "verdicts.csv")
+    assert set(verdicts.head(len(bad))["run_number"]) == set(bad)
+    site = tmp_path / "out" / "site" / "index.html"
+    assert site.exists() and f"runs/{bad[0]}.html" in site.read_text()
+    assert (tmp_path / "out" / "plots" / "run_level.png").exists()
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda t: t.drop(columns="score").rename(columns={"run_number": "nr"}), "neither a long score table"),
+        (lambda t: pd.concat([t, t.iloc[:1]]), "has several scores for"),
+        (lambda t: t.assign(label=-1), "no good runs.*--reference all"),
+        (lambda t: t.assign(label=0).iloc[:0], "empty"),
+    ],
+)
+def test_bad_tables_end_with_a_clear_error_naming_the_problem(
+    tmp_path: Path, rng: np.random.Generator, change, message: str
+) -> None:
+    table, _ = hand_written(rng, n_runs=30)
+    path = tmp_path / "their.csv"
+    change(table).to_csv(path, index=False)
+    result = run_cli(path, "--out", tmp_path / "out", "--plots", "none", "--no-site")
+    assert result.returncode == 2
+    assert "dqmflow: error:" in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+    assert not (tmp_path / "out" / "verdicts.csv").exists()
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    result = run_cli(tmp_path / "nope.parquet", "--out", tmp_path / "out")
+    assert result.returncode == 2 and "nope.parquet does not exist" in result.stderr

@@ -1,0 +1,196 @@
+"""Run verdicts: calibrated p-values, combiners, flags at a false-alarm rate, runs listed apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from dqmflow.verdicts import (
+    COMBINERS,
+    VerdictError,
+    combine,
+    combiner_figures,
+    empirical_pvalues,
+    histogram_pvalues,
+    run_verdicts,
+)
+
+HISTS = [f"CSC//Run summary/CSCOfflineMonitor/h{i}" for i in range(12)]
+
+
+def dqm_scores(
+    rng: np.random.Generator,
+    n_runs: int = 300,
+    bad_fraction: float = 0.15,
+    algorithms: tuple[str, ...] = ("pca", "ks"),
+    with_split: bool = True,
+) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Scores of several algorithms, correlated within a run (as for histograms of one run); a bad
+    run has one or two broken histograms that every algorithm sees, each with its own noise."""
+    runs = np.arange(316000, 316000 + n_runs)
+    labels = (rng.random(n_runs) < bad_fraction).astype(int)
+    u = rng.random(n_runs)
+    split = np.where(u < 0.4, "train", np.where(u < 0.65, "calibration", "test"))
+    split[labels == 1] = "test"  # bad runs are never trained on or calibrated with
+    broken = {int(r): HISTS[rng.integers(len(HISTS))] for r in runs[labels == 1]}
+    run_effect = rng.normal(0, 0.5, n_runs)
+    rows = []
+    for algorithm in algorithms:
+        for h in HISTS:
+            score = np.exp(rng.normal(size=n_runs) + run_effect)
+            hit = np.array([broken.get(int(r)) == h for r in runs])
+            score[hit] *= np.exp(rng.uniform(2.5, 5.0, hit.sum()))
+            frame = pd.DataFrame({"run_number": runs, "histogram": h, "algorithm": algorithm, "score": score,
+                                  "label": labels, "split": split})  # fmt: skip
+            rows.append(frame)
+    table = pd.concat(rows, ignore_index=True)
+    return (table if with_split else table.drop(columns="split")), broken
+
+
+def test_pvalues_of_good_runs_not_trained_on_are_uniform_with_the_same_floor_for_every_run(
+    rng: np.random.Generator,
+) -> None:
+    # exchangeable good runs: over many reference samples, a new good run's p-value is uniform
+    new_p = [empirical_pvalues(rng.normal(size=51), np.r_[np.ones(50, bool), False])[0][-1] for _ in range(3000)]
+    assert stats.kstest(new_p, "uniform").pvalue > 0.01
+    assert np.mean(np.asarray(new_p) <= 0.05) == pytest.approx(0.05, abs=0.015)
+    reference = rng.normal(size=200)
+    scores = np.r_[reference, rng.normal(size=2000)]
+    is_ref = np.r_[np.ones(200, bool), np.zeros(2000, bool)]
+    p, _, n = empirical_pvalues(scores, is_ref)
+    assert n == 200
+    # leave-one-out: the largest reference run and a run beyond every reference share the floor 1/n
+    assert p[np.argmax(reference)] == pytest.approx(1 / 200)
+    assert p[~is_ref].min() >= 1 / 200 - 1e-12
+    assert p.max() == pytest.approx(1.0)
+
+
+def test_the_graded_tail_ranks_far_beyond_above_just_beyond_and_inf_first() -> None:
+    reference = np.linspace(1.0, 2.0, 50)
+    scores = np.r_[reference, 2.05, 5.0, 50.0, np.inf, np.nan]
+    is_ref = np.r_[np.ones(50, bool), np.zeros(5, bool)]
+    p, graded, _ = empirical_pvalues(scores, is_ref)
+    assert p[50] == p[51] == p[52] == pytest.approx(1 / 50)  # all at the empirical floor
+    assert 1 / 50 > graded[50] > graded[51] > graded[52] >= graded[53] > 0
+    assert np.isnan(p[54]) and np.isnan(graded[54])
+    np.testing.assert_allclose(graded[:49], p[:49])  # the body is untouched
+    assert graded[49] < p[49]  # the largest reference run, left out, is beyond the others: graded as a new run
+
+
+def test_combiners_agree_with_their_definitions(rng: np.random.Generator) -> None:
+    p = rng.random((40, 6))
+    p[3, 2] = np.nan
+    fisher = combine(p, "fisher")
+    for i in (0, 3):
+        row = p[i][~np.isnan(p[i])]
+        expected = stats.combine_pvalues(row, method="fisher").pvalue
+        assert fisher[i] == pytest.approx(-np.log10(expected))
+    # one p-value alone: the Cauchy combination returns it (truncated at 1/2)
+    single = np.array([[0.01], [0.2], [0.9]])
+    np.testing.assert_allclose(10 ** -combine(single, "cauchy"), [0.01, 0.2, 0.5], rtol=1e-9)
+    np.testing.assert_allclose(10 ** -combine(single, "harmonic_mean"), single[:, 0], rtol=1e-9)
+    sidak = 1 - (1 - np.nanmin(p[0])) ** 6
+    assert combine(p, "min_p")[0] == pytest.approx(-np.log10(sidak))
+    assert np.isnan(combine(np.full((2, 3), np.nan), "cauchy")).all()
+    # n_flags counts at max(alpha, floor), so it does not go blind with few reference runs
+    few = np.array([[1 / 30, 1 / 30, 0.5], [0.5, 0.5, 0.5]])
+    flags = combine(few, "n_flags", alpha=0.01, floor=1 / 30)
+    assert np.floor(flags).tolist() == [2.0, 0.0]
+
+
+def test_combined_verdict_beats_every_single_algorithm_and_flags_at_the_false_alarm_rate(
+    rng: np.random.Generator,
+) -> None:
+    table, broken = dqm_scores(rng)
+    verdicts = run_verdicts(table, false_alarm_rate=0.05)
+    assert verdicts.reference == "calibration"
+    t = verdicts.table
+    evaluation = t[t["split"] != "train"]  # labelled runs no model trained on
+    auc_all = roc_auc_score(evaluation["label"], evaluation["score"])
+    figures = combiner_figures(verdicts.run_scores, t, ["cauchy", "cauchy[pca]", "cauchy[ks]"]).set_index("run_score")
+    assert figures.loc["cauchy", "auc"] == pytest.approx(auc_all)
+    assert auc_all > figures.loc["cauchy[pca]", "auc"] and auc_all > figures.loc["cauchy[ks]", "auc"]
+    assert auc_all > 0.9
+    good_test = t[(t["split"] == "test") & (t["label"] == 0)]
+    assert good_test["flagged"].mean() < 0.12  # ~5% of good runs flagged, out of sample
+    bad = evaluation[evaluation["label"] == 1]
+    assert bad["flagged"].mean() > 0.5
+    # the broken histogram drives the verdict of most flagged bad runs, named first
+    named_first = [row.histograms.split(" [")[0] == broken[row.run_number] for row in bad[bad["flagged"]].itertuples()]
+    assert np.mean(named_first) > 0.8
+    assert list(t.columns[:6]) == ["rank", "run_number", "score", "p_value", "flagged", "histograms"]
+    assert t["rank"].tolist() == list(range(1, len(t) + 1))
+
+
+def test_every_combiner_runs_and_none_is_fitted_on_labels(rng: np.random.Generator) -> None:
+    table, _ = dqm_scores(rng, n_runs=150)
+    shuffled = table.assign(label=table.groupby("run_number")["label"].transform(lambda s: s))
+    for combiner in COMBINERS:
+        a = run_verdicts(table, combiner=combiner).table.set_index("run_number")["score"]
+        # relabelling test runs changes no score: labels only evaluate
+        relabelled = shuffled.assign(label=np.where(shuffled["split"] == "test", 0, shuffled["label"]))
+        b = run_verdicts(relabelled, combiner=combiner).table.set_index("run_number")["score"]
+        pd.testing.assert_series_equal(a.sort_index(), b.sort_index())
+
+
+def test_low_statistics_and_unreadable_runs_are_listed_apart(rng: np.random.Generator) -> None:
+    table, _ = dqm_scores(rng, n_runs=120)
+    runs = sorted(table["run_number"].unique())
+    short, unread = runs[5], runs[6]
+    table.loc[table["run_number"] == short, "split"] = "low_stats"
+    table.loc[table["run_number"] == short, "score"] = 1e6  # tiny runs look wildly anomalous
+    table.loc[table["run_number"] == unread, ["split", "score"]] = ["missing", np.nan]
+    t = run_verdicts(table).table
+    assert t["listing"].tolist()[-2:] == ["low_stats", "unreadable"]
+    assert t.iloc[0]["run_number"] not in (short, unread)
+    last = t.set_index("run_number").loc[unread]
+    assert np.isnan(last["score"]) and not last["flagged"] and last["histograms"] == ""
+
+
+def test_a_histogram_missing_from_every_run_is_reported_and_kept_out_of_the_verdicts(
+    rng: np.random.Generator,
+) -> None:
+    table, _ = dqm_scores(rng, n_runs=150)
+    before = run_verdicts(table).table.set_index("run_number")["score"]
+    typo = table[table["histogram"] == HISTS[0]].assign(
+        histogram="CSC//Run summary/CSCOfflineMonitor/typo", split="missing", score=np.nan
+    )
+    verdicts = run_verdicts(pd.concat([table, typo], ignore_index=True))
+    assert any("typo" in problem and "no score in any run" in problem for problem in verdicts.problems)
+    after = verdicts.table.set_index("run_number")["score"]
+    pd.testing.assert_series_equal(before.sort_index(), after.sort_index())
+    assert not verdicts.table["histograms"].str.contains("typo").any()
+
+
+def test_without_split_good_runs_are_the_reference_leave_one_out(rng: np.random.Generator) -> None:
+    table, _ = dqm_scores(rng, with_split=False)
+    verdicts = run_verdicts(table)
+    assert verdicts.reference == "good"
+    pv = verdicts.pvalues
+    n_good = table.loc[table["label"] == 0, "run_number"].nunique()
+    assert pv["n_reference"].max() == n_good
+    assert pv["p_value"].min() == pytest.approx(1 / n_good)  # the same floor for good and bad runs
+    # identical scores everywhere: every run gets the same p-value, so no label can be read off the floor
+    flat = table.assign(score=1.0)
+    p = histogram_pvalues(flat)["p_value"]
+    assert p.nunique() == 1
+
+
+def test_no_good_runs_is_a_clear_error_and_reference_all_is_the_explicit_way_out(rng: np.random.Generator) -> None:
+    table, _ = dqm_scores(rng, n_runs=80, with_split=False)
+    unlabelled = table.assign(label=-1)
+    with pytest.raises(VerdictError, match=r"no good runs.*--reference all"):
+        run_verdicts(unlabelled)
+    verdicts = run_verdicts(unlabelled, reference="all")
+    assert verdicts.reference == "all" and verdicts.table["score"].notna().all()
+    with pytest.raises(VerdictError, match="no run has split 'calibration'"):
+        run_verdicts(table, reference="calibration")
+
+
+def test_too_few_reference_runs_for_the_false_alarm_rate_is_reported(rng: np.random.Generator) -> None:
+    table, _ = dqm_scores(rng, n_runs=60)
+    verdicts = run_verdicts(table, false_alarm_rate=0.01)
+    assert any("no run can be flagged" in problem for problem in verdicts.problems)

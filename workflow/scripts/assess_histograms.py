@@ -1,0 +1,33 @@
+"""Figures of merit, p-values and figures of a chunk of histograms, all algorithms (rule assess_histograms)."""
+
+import pandas as pd
+
+from dqmflow.algorithms import load_config
+from dqmflow.assess import Settings, assess_histograms, write_chunk
+from dqmflow.scores import read_scores
+from dqmflow.scriptlog import setup, timed
+
+log = setup(snakemake)
+settings = Settings.from_mapping(snakemake.params.settings)
+configs = [load_config(path) for path in snakemake.input.configs]
+reco_labels = {config.tag: config.cls.reconstruction_label for config in configs}
+reco_files = {tuple(key): path for key, path in zip(snakemake.params.reco_keys, snakemake.input.reco, strict=True)}
+with timed(log):
+    scores = pd.concat([read_scores(path) for path in snakemake.input.scores], ignore_index=True)
+    result = assess_histograms(
+        scores,
+        snakemake.output.plots,
+        settings,
+        reco_files=reco_files,
+        reco_labels=reco_labels,
+        n_histograms=snakemake.params.n_histograms,
+        figure_cache=snakemake.params.figure_cache,
+    )
+    write_chunk(result, snakemake.output)
+log.info(
+    "%d histograms x %d algorithms assessed; figures of %d histograms (plots: %s)",
+    scores["histogram"].nunique(),
+    scores["algorithm"].nunique(),
+    result.figures["histogram"].nunique() if len(result.figures) else 0,
+    settings.plots,
+)
