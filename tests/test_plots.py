@@ -335,3 +335,24 @@ def test_style_does_not_leak_into_the_process(tmp_path: Path) -> None:
     before = dict(matplotlib.rcParams)
     plots.plot_roc({"a": _roc(1.0, 0)}, TITLE, tmp_path / "roc.png")
     assert dict(matplotlib.rcParams) == before
+
+
+def test_latent_space(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    n = 120
+    frame = pd.DataFrame(
+        {
+            "latent_1": rng.normal(size=n),
+            "latent_2": rng.normal(size=n),
+            "score": rng.exponential(size=n),
+            "label": np.r_[np.zeros(100, int), np.ones(10, int), -np.ones(10, int)],
+            "split": np.r_[["train"] * 50, ["test"] * 60, ["low_stats"] * 10],
+        }
+    )
+    plots.plot_latent(frame, "CSC//Run summary/h #1 [pca_2]", tmp_path / "latent.png")
+    _png(tmp_path / "latent.png")
+    one_d = frame.assign(latent_2=np.nan)  # a one-dimensional latent space: the score is the y axis
+    plots.plot_latent(one_d, "h [pca_1]", tmp_path / "latent_1d.png")
+    _png(tmp_path / "latent_1d.png")
+    plots.plot_latent(frame.assign(latent_1=np.nan), "h", tmp_path / "none.png")
+    _png(tmp_path / "none.png", min_width=200)

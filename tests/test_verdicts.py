@@ -146,6 +146,7 @@ def test_low_statistics_and_unreadable_runs_are_listed_apart(rng: np.random.Gene
     t = run_verdicts(table).table
     assert t["listing"].tolist()[-2:] == ["low_stats", "unreadable"]
     assert t.iloc[0]["run_number"] not in (short, unread)
+    assert not t.set_index("run_number").loc[short, "flagged"], "a short run's verdict is shown, never flagged"
     last = t.set_index("run_number").loc[unread]
     assert np.isnan(last["score"]) and not last["flagged"] and last["histograms"] == ""
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import json
 import logging
 import os
@@ -236,11 +237,12 @@ def _working_points(
     best = int(np.argmax(roc.tpr * (1 - roc.fpr)))
     points = [("max TPR·(1-FPR)", float(roc.thresholds[best]))]
     good = np.sort(s[y == 0])
-    if len(good):
-        # the lowest threshold that flags at most false_alarm_rate of the good runs
-        k = int(np.floor(false_alarm_rate * len(good)))
-        threshold = np.nextafter(good[-k - 1], np.inf) if k < len(good) else good[0]
-        points.append((f"FAR {false_alarm_rate:.0%}", float(threshold)))
+    for rate in sorted({0.01, false_alarm_rate}):
+        if len(good):
+            # the lowest threshold that flags at most ``rate`` of the good runs
+            k = int(np.floor(rate * len(good)))
+            threshold = np.nextafter(good[-k - 1], np.inf) if k < len(good) else good[0]
+            points.append((f"FAR {rate:.0%}", float(threshold)))
     return points
 
 
@@ -461,6 +463,12 @@ def _histogram_figures(
             cache.draw(draw.plot_confusion, add("confusion"), matrices, title)
         columns = ["algorithm", "score", "label", "split"]
         cache.draw(draw.plot_score_distributions, add("scores"), frame[columns].reset_index(drop=True), title)
+    if {"latent_1", "latent_2"} <= set(frame.columns):
+        for algorithm, aframe in frame.groupby("algorithm", sort=True):
+            if str(algorithm) in flagging and aframe["latent_1"].notna().any():
+                columns = ["latent_1", "latent_2", "score", "label", "split"]
+                latent = aframe[columns].reset_index(drop=True)
+                cache.draw(draw.plot_latent, add("latent", str(algorithm)), latent, f"{title}  [{algorithm}]")
     labels = dict(zip(frame["run_number"], frame["label"], strict=False))
     entries = dict(zip(frame["run_number"], frame["entries"], strict=False)) if "entries" in frame.columns else {}
     for algorithm, aframe in frame.groupby("algorithm", sort=True):
@@ -493,9 +501,27 @@ def _histogram_figures(
             f"{title}  [{algorithm}]",
             reco_label=reco_labels.get(algorithm, "reconstruction"),
             labels=[int(labels.get(r, -1)) for r in wanted],
+            xlabel=_axis_title(meta, 0),
+            ylabel=_axis_title(meta, 1),
             entries=[float(entries.get(r, np.nan)) for r in wanted] if entries else None,
         )
     return rows
+
+
+_GREEK = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "Delta": "Δ", "epsilon": "ε", "eta": "η",
+    "theta": "θ", "phi": "φ", "Phi": "Φ", "mu": "μ", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ",
+    "chi": "χ", "omega": "ω", "lambda": "λ",
+}  # fmt: skip
+_ROOT_GREEK = re.compile(r"#(" + "|".join(sorted(_GREEK, key=len, reverse=True)) + r")\b")
+
+
+def _axis_title(meta: Mapping[str, Any], axis: int) -> str:
+    """The ROOT axis title stored with the reconstructions ("" when unknown), with ROOT's
+    ``#eta``-style Greek letters written as letters."""
+    titles = meta.get("axis_titles") or []
+    title = str(titles[axis]) if axis < len(titles) else ""
+    return _ROOT_GREEK.sub(lambda m: _GREEK[m.group(1)], title)
 
 
 CHUNK_FILES = {
@@ -659,9 +685,43 @@ def assess_dataset(
     confusion.to_csv(out["confusion"], index=False, float_format=FLOAT_FORMAT)
     top_runs = pd.concat([c.top_runs for c in chunks], ignore_index=True)
     top_runs.to_csv(out["top_runs"], index=False, float_format=FLOAT_FORMAT)
+    Path(out["summary_html"]).write_text(_summary_html(verdicts, run_level, metrics, far))
     if figures is not None:
         _summary_figures(verdicts, score_columns, settings, {k: Path(v) for k, v in figures.items()})
     return verdicts
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    formatters = {c: (lambda v: f"{v:.3g}") for c in frame.columns if pd.api.types.is_float_dtype(frame[c])}
+    return str(frame.to_html(index=False, escape=True, na_rep="–", formatters=formatters, border=0))
+
+
+def _summary_html(verdicts: Verdicts, run_level: pd.DataFrame, metrics: pd.DataFrame, far: pd.DataFrame) -> str:
+    """The tables of the assessment as one HTML page (the Snakemake report shows HTML inline)."""
+    table = verdicts.table
+    flagged = table[table["flagged"]][["rank", "run_number", "score", "p_value", "label", "split", "histograms"]]
+    apart = table[table["listing"] != "ranked"][["run_number", "listing", "label"]]
+    auc = metrics.pivot(index="histogram", columns="algorithm", values="auc").reset_index() if len(metrics) else metrics
+    parts = [
+        "<html><head><meta charset='utf-8'><style>body{font-family:sans-serif;font-size:13px}"
+        "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}"
+        "</style></head><body>",
+        f"<h2>Flagged runs ({len(flagged)} of {len(table)})</h2>",
+        f"<p>Combiner {verdicts.combiner}; reference: {verdicts.n_reference_runs} {verdicts.reference} runs; "
+        f"false-alarm rate {verdicts.false_alarm_rate:g}. All runs: verdicts.csv.</p>",
+        _html_table(flagged),
+        "<h2>Runs listed apart (low statistics, unreadable)</h2>",
+        _html_table(apart),
+        "<h2>Run-level AUC (labelled runs no model trained on)</h2>",
+        _html_table(run_level),
+        "<h2>AUC per histogram and algorithm</h2>",
+        _html_table(auc),
+        "<h2>False-alarm rate at fixed detection efficiency</h2>",
+        _far_html(far),
+    ]
+    if verdicts.problems:
+        parts += ["<h2>Problems</h2><ul>", *(f"<li>{html.escape(p)}</li>" for p in verdicts.problems), "</ul>"]
+    return "\n".join([*parts, "</body></html>\n"])
 
 
 def _summary_figures(
@@ -733,6 +793,7 @@ OUTPUTS = {
     "false_alarm_html": "false_alarm.html",
     "confusion": "confusion.csv",
     "top_runs": "top_runs.csv",
+    "summary_html": "summary.html",
 }
 
 
@@ -803,6 +864,7 @@ _FIGURE_TITLES = {
     "confusion": "confusion matrices",
     "scores": "score distributions",
     "reco": "most anomalous runs",
+    "latent": "latent space",
     "run_level": "run verdicts: ROC",
     "flags": "histograms flagged per run",
     "pvalues": "p-value calibration",

@@ -51,6 +51,7 @@ from dqmflow.metrics import RocResult
 __all__ = [
     "plot_confusion",
     "plot_flags",
+    "plot_latent",
     "plot_pvalue_calibration",
     "plot_reconstructions",
     "plot_roc",
@@ -1040,5 +1041,42 @@ def plot_pvalue_calibration(pvalues: np.ndarray, title: str, path: PathLike) -> 
         right.plot(x, y, drawstyle="steps-post", color=GOOD, lw=1.8, label=f"empirical CDF, D = {_ks_statistic(p):.3f}")
         right.set(xlabel="p-value", ylabel="fraction of runs with p ≤ x", xlim=(0, 1), ylim=(0, 1.02))
         right.legend(loc="upper left")
+        _suptitle(fig, title)
+        _save(fig, path)
+
+
+def plot_latent(frame: pd.DataFrame, title: str, path: PathLike) -> None:
+    """Runs in the model's latent space (first two coordinates: PCA components, the autoencoder's
+    bottleneck), coloured by run set: training runs, good and bad runs not trained on, unlabelled
+    and low-statistics runs. With a one-dimensional latent space, the score is the y axis.
+
+    ``frame`` columns: ``latent_1``, ``latent_2`` (may be all NaN), ``score``, ``label``, ``split``.
+    """
+    data = frame[np.isfinite(frame["latent_1"].to_numpy(dtype=np.float64))]
+    if len(data) == 0:
+        _placeholder(title, "no run has latent coordinates", path)
+        return
+    two_d = bool(np.isfinite(data["latent_2"].to_numpy(dtype=np.float64)).any())
+    y_column, y_label = ("latent_2", "latent coordinate 2") if two_d else ("score", "anomaly score")
+    split, label = data["split"].to_numpy(), data["label"].to_numpy()
+    unseen = ~np.isin(split, ("train", "low_stats", "missing"))
+    groups = [
+        ("training runs", split == "train", "0.75", "o", 10),
+        ("good, not trained on", unseen & (label == 0), GOOD, "o", 16),
+        ("unlabelled", unseen & (label == -1), UNLABELLED, "s", 16),
+        ("bad", unseen & (label == 1), BAD, "D", 24),
+        ("low statistics", split == "low_stats", LOW_STATS, "x", 20),
+    ]
+    with matplotlib.rc_context(_STYLE):
+        fig, grid = _grid(1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
+        ax = fig.add_subplot(grid[0, 0])
+        for name, mask, color, marker, size in groups:
+            if mask.any():
+                ax.scatter(data["latent_1"].to_numpy()[mask], data[y_column].to_numpy()[mask], s=size, c=color,
+                           marker=marker, label=f"{name} ({int(mask.sum())})", linewidths=0.8)  # fmt: skip
+        ax.set(xlabel="latent coordinate 1", ylabel=y_label)
+        if not two_d and (data["score"] > 0).all():
+            ax.set_yscale("log")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         _suptitle(fig, title)
         _save(fig, path)

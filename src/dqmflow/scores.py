@@ -11,6 +11,7 @@ One row per (run, histogram, algorithm)::
     label       int     1 bad, 0 good, -1 unknown (optional: -1 when absent)
     split       str     train | calibration | test | low_stats | missing (optional)
     entries     float   the histogram's entries in the run (optional)
+    latent_1/2  float   the run's first two latent coordinates (PCA, autoencoders; optional)
     year        int     optional
 
 Assessment reads only this table (plus, for figures, the optional reconstruction files), so a
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("run_number", "histogram", "algorithm", "score")
-OPTIONAL_COLUMNS = ("score_lo", "score_hi", "label", "split", "entries", "year")
+OPTIONAL_COLUMNS = ("score_lo", "score_hi", "label", "split", "entries", "year", "latent_1", "latent_2")
 SCORE_COLUMNS = ["run_number", "year", "histogram", "algorithm", "score", "label", "split", "entries"]
 
 
@@ -54,7 +55,7 @@ def check_score_table(frame: pd.DataFrame, where: str = "score table") -> pd.Dat
     for column in ("run_number", "label", "year"):
         if column in frame.columns and not ptypes.is_integer_dtype(frame[column]):
             raise ScoreTableError(f"{where}: column {column!r} must hold integers, not {frame[column].dtype}")
-    for column in ("score", "score_lo", "score_hi", "entries"):
+    for column in ("score", "score_lo", "score_hi", "entries", "latent_1", "latent_2"):
         if column in frame.columns and not ptypes.is_numeric_dtype(frame[column]):
             raise ScoreTableError(f"{where}: column {column!r} must be numeric, not {frame[column].dtype}")
     if "split" in frame.columns:

@@ -426,7 +426,10 @@ def run_verdicts(
             "run_number": info.index.to_numpy(),
             "score": score,
             "p_value": p_run,
-            "flagged": (p_run <= false_alarm_rate * (1 + 1e-9)) & ~info["unreadable"].to_numpy(),
+            # the false-alarm rate holds for runs like the reference runs: never for short ones
+            "flagged": (p_run <= false_alarm_rate * (1 + 1e-9))
+            & ~info["unreadable"].to_numpy()
+            & ~info["low_stats"].to_numpy(),
             "histograms": driving.to_numpy(),
             "n_flags": n_flags.to_numpy(),
             "label": info["label"].to_numpy(),

@@ -44,6 +44,12 @@ rule verdicts:
             category="1. Run verdicts",
             labels={"dataset": "{pd}", "table": "verdicts (all runs, ranked)"},
         ),
+        summary_html=report(
+            "results/{pd}/summary/summary.html",
+            caption="../report/summary.rst",
+            category="1. Run verdicts",
+            labels={"dataset": "{pd}", "table": "flagged runs, run-level AUC, AUC and false alarms per histogram"},
+        ),
         run_scores="results/{pd}/summary/run_scores.csv",
         run_level=report(
             "results/{pd}/summary/run_level_auc.csv",

@@ -1,11 +1,14 @@
 """Run verdicts, summary tables and figures of a primary dataset (rule verdicts)."""
 
+import logging
+
 import pandas as pd
 
 from dqmflow.assess import CHUNK_FILES, OUTPUTS, SUMMARY_FIGURES, Settings, assess_dataset, read_chunks, report_verdicts
-from dqmflow.scriptlog import setup, timed
+from dqmflow.scriptlog import PROGRESS, setup, timed
 
 log = setup(snakemake)
+terminal = logging.getLogger(PROGRESS)
 settings = Settings.from_mapping(snakemake.params.settings)
 chunks = read_chunks({name: snakemake.input[name] for name in CHUNK_FILES})
 with timed(log):
@@ -17,4 +20,10 @@ with timed(log):
     )
 report_verdicts(verdicts, pd.read_csv(snakemake.output.run_level), log.info)
 for problem in verdicts.problems:
-    log.warning(problem)
+    terminal.warning("WARNING: %s", problem)
+if verdicts.table["score"].isna().all():
+    raise SystemExit(f"no run of {snakemake.wildcards.pd} got a verdict: no histogram has a usable p-value")
+terminal.info(
+    "%d of %d runs flagged (%s); see %s", int(verdicts.table["flagged"].sum()), len(verdicts.table),
+    verdicts.combiner, snakemake.output.verdicts,
+)  # fmt: skip
