@@ -183,6 +183,12 @@ model.save(Path(sys.argv[1]))
 again = cls.load(Path(sys.argv[1]), params)  # numpy inference: must agree with Keras' predict
 np.testing.assert_allclose(again.reconstruct(test), model.reconstruct(test), rtol=1e-4, atol=1e-7)
 np.testing.assert_allclose(again.score(test), scores, rtol=1e-3)
+keras = __import__("keras")
+bottleneck = [layer for layer in model.model_.layers if type(layer).__name__ == "Dense"][params.n_hidden_layers]
+encoder = keras.Model(model.model_.inputs, bottleneck.output)
+x = test.normalised.reshape(len(test), -1) * test.normalised[0].size
+np.testing.assert_allclose(again.latent(test), encoder.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+assert again.latent(test).shape == (len(test), params.n_components)
 assert "tensorflow" in sys.modules
 bn = cls(build_params(cls, {"n_epochs": 5, "batch_norm": True, "dropout": 0.2, "seed": 1}, "t")).fit(data)
 (Path(sys.argv[1]) / "bn").mkdir()

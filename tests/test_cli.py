@@ -103,3 +103,19 @@ def test_bad_tables_end_with_a_clear_error_naming_the_problem(
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     result = run_cli(tmp_path / "nope.parquet", "--out", tmp_path / "out")
     assert result.returncode == 2 and "nope.parquet does not exist" in result.stderr
+
+
+def test_run_description_columns_and_word_labels_are_understood(tmp_path: Path, rng: np.random.Generator) -> None:
+    table, bad = hand_written(rng, n_runs=40)
+    wide = table[table["algorithm"] == "their_ae"].pivot(index="run_number", columns="histogram", values="score")
+    wide = wide.reset_index()
+    wide["era"] = "2022C"  # run descriptions beside the histogram columns are left out
+    wide["lumi"] = rng.uniform(10, 100, len(wide))
+    wide["label"] = np.where(wide["run_number"].isin(bad), "bad", "good")
+    wide.to_csv(tmp_path / "ae.csv", index=False)
+    long = read_score_files([tmp_path / "ae.csv"])
+    assert set(long["histogram"]) == {PHI, ETA, ODD}
+    assert set(long.loc[long["label"] == 1, "run_number"]) == set(bad)
+    wide.assign(label="maybe").to_csv(tmp_path / "odd.csv", index=False)
+    with pytest.raises(ValueError, match="label 'maybe' is none of"):
+        read_score_files([tmp_path / "odd.csv"])

@@ -28,6 +28,7 @@ def test_demo_size_and_variety() -> None:
     assert sum(1 for s in HISTOGRAMS if len(s.edges) == 1) >= 10
     assert sum(1 for s in HISTOGRAMS if len(s.edges) == 2) >= 3
     assert {s.subsystem for s in HISTOGRAMS} == {"CSC", "L1T"}
+    assert all(len(s.axis_titles) == len(s.edges) and all(s.axis_titles) for s in HISTOGRAMS), "axis titles"
     kinds = {p.anomaly for p in plans if p.anomaly}
     assert kinds == set(ANOMALIES)
     assert any(p.lumi < 0.1 for p in plans), "some low-statistics runs"
@@ -48,6 +49,11 @@ def test_demo_is_deterministic_and_follows_the_dqm_gui_convention(demo_tree: Pat
         np.testing.assert_array_equal(a[key].values(), b[key].values())
         assert a[key].classname == "TH1F"
         assert a[key.replace("emtfTrackEta", "emtfTrackOccupancy")].classname == "TH2F"
+        # ROOT axis titles (TAxis fTitle) are written as DQM has them
+        assert a[key].member("fXaxis").member("fTitle") == "track #eta"
+        rechits = f"DQMData/Run {plan.run}/CSC/Run summary/CSCOfflineMonitor/Occupancy/hORecHits"
+        axes = [a[rechits].member(m).member("fTitle") for m in ("fXaxis", "fYaxis")]
+        assert axes == ["chamber", "station-ring"]
         eta = a[key].values()
         centers = a[key].axis().centers()
         assert eta[np.abs(centers) < 1.1].sum() == 0, "EMTF sees no tracks in the barrel"

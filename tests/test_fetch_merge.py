@@ -12,12 +12,13 @@ import uproot
 
 from dqmflow.demo import PD, plan_runs
 from dqmflow.discover import list_source, select
-from dqmflow.fetch import FetchError, fetch_batch, read_manifest
-from dqmflow.merge import read_histogram_metadata
+from dqmflow.fetch import FetchError, fetch_batch, read_manifest, read_shard, read_shard_titles, shard_path
+from dqmflow.merge import merge, read_histogram_metadata
 from dqmflow.metadata import parse_datasets
 from dqmflow.names import HistogramName
 from dqmflow.preprocess import load_batch
 from dqmflow.rootio import read_file, to_th1f, to_th2f
+from dqmflow.storage import HistogramInfo, read_storage_info
 from tests.conftest import SMALL, fetch_and_merge, small_datasets
 
 
@@ -27,14 +28,24 @@ def test_th1f_th2f_round_trip(tmp_path: Path) -> None:
     with uproot.recreate(path) as out:
         out["DQMData/Run 1/A/Run summary/h1"] = to_th1f("h1", np.arange(5.0), np.array([0, 1, 2, 4, 8, 16.0]))
         out["DQMData/Run 1/A/Run summary/h2"] = to_th2f("h2", values2, np.linspace(0, 3, 4), np.linspace(0, 4, 5))
-    found, problems = read_file(
-        str(path), {"a": "DQMData/Run 1/A/Run summary/h1", "b": "DQMData/Run 1/A/Run summary/h2"}
-    )
+        out["DQMData/Run 1/A/Run summary/t1"] = to_th1f("t1", np.ones(3), np.arange(4.0), axis_titles=("#eta",))
+        out["DQMData/Run 1/A/Run summary/t2"] = to_th2f(
+            "t2", values2, np.linspace(0, 3, 4), np.linspace(0, 4, 5), "T2", axis_titles=("chamber", "station-ring")
+        )
+    leaves = {"a": "h1", "b": "h2", "c": "t1", "d": "t2"}
+    keys = {name: f"DQMData/Run 1/A/Run summary/{leaf}" for name, leaf in leaves.items()}
+    found, problems = read_file(str(path), keys)
     assert problems == {}
     assert found["a"].classname == "TH1F" and found["b"].classname == "TH2F"
     np.testing.assert_array_equal(found["a"].edges[0], [0, 1, 2, 4, 8, 16])
     np.testing.assert_array_equal(found["b"].values, values2)  # [ix, iy] orientation kept
     assert found["b"].entries == values2.sum()
+    # ROOT axis titles (TAxis fTitle): one per dimension, "" where the file has none.
+    assert found["a"].axis_titles == ("",) and found["b"].axis_titles == ("", "")
+    assert found["c"].axis_titles == ("#eta",)
+    assert found["d"].axis_titles == ("chamber", "station-ring") and found["d"].title == "T2"
+    with pytest.raises(ValueError, match="axis titles"):
+        to_th1f("x", np.ones(3), np.arange(4.0), axis_titles=("x", "y"))
 
 
 def test_merged_table_is_autodqm_ml_compatible_and_aligned(merged_demo: Path, demo_tree: Path) -> None:
@@ -65,6 +76,15 @@ def test_merged_table_is_autodqm_ml_compatible_and_aligned(merged_demo: Path, de
     assert ak.to_numpy(array["CSC//Run summary/CSCOfflineMonitor/Occupancy/hORecHits"]).shape == (len(frame), 36, 18)
     meta = read_histogram_metadata(merged_demo)["histograms"]
     assert meta[col]["classname"] == "TH1F" and len(meta[col]["edges"][0]) == 127
+    # The demo's ROOT axis titles reach the merged table's metadata and the storage files.
+    occupancy = "CSC//Run summary/CSCOfflineMonitor/Occupancy/hORecHits"
+    assert meta[col]["axis_titles"] == ["track #phi"]
+    assert meta[occupancy]["axis_titles"] == ["chamber", "station-ring"]
+    assert read_storage_info(merged_demo.parent / "data" / "L1T.parquet")[col].axis_titles == ("track #phi",)
+    assert read_storage_info(merged_demo.parent / "data" / "CSC.parquet")[occupancy].axis_titles == (
+        "chamber",
+        "station-ring",
+    )
 
 
 def _corrupt(path: Path) -> None:
@@ -218,18 +238,21 @@ def test_every_kind_of_bad_input_is_reported_and_nothing_shifts(tmp_path: Path) 
     root = tmp_path / "DQMGUI_data"
     odd = "/Run summary/Digis/hStrips ME+1-1 #fired"
     good_runs = list(range(300001, 300009))
+    # Axis titles of h: most runs say "energy [GeV]", two "E [GeV]", one none; odd has none.
+    h_titles = ["energy [GeV]"] * 5 + ["E [GeV]"] * 2 + [""]
     for i, run in enumerate(good_runs):
         _write(_dqm_path(root, run), run, {
-            "S/Run summary/h": to_th1f("h", np.full(10, 100.0 + i), np.arange(11.0)),
+            "S/Run summary/h": to_th1f("h", np.full(10, 100.0 + i), np.arange(11.0), axis_titles=(h_titles[i],)),
             f"S{odd}": to_th1f("odd", np.full(4, 7.0 + i), np.arange(5.0)),
         })  # fmt: skip
     specials = {
         300101: {"S/Run summary/h": _profile("h", 10)},  # TProfile where a TH1F is expected
-        300102: {"S/Run summary/h": to_th2f("h", np.ones((10, 3)), np.arange(11.0), np.arange(4.0))},  # TH2
-        300103: {"S/Run summary/h": to_th1f("h", np.ones(20), np.arange(21.0))},  # other binning
-        300104: {"S/Run summary/h": to_th1f("h", np.zeros(10), np.arange(11.0))},  # empty
+        300102: {"S/Run summary/h": to_th2f("h", np.ones((10, 3)), np.arange(11.0), np.arange(4.0),
+                                            axis_titles=("other", "titles"))},  # TH2: its titles are not used
+        300103: {"S/Run summary/h": to_th1f("h", np.ones(20), np.arange(21.0), axis_titles=("other",))},  # other bins
+        300104: {"S/Run summary/h": to_th1f("h", np.zeros(10), np.arange(11.0), axis_titles=("other",))},  # empty
         300105: {f"S{odd}": to_th1f("odd", np.ones(4), np.arange(5.0))},  # h missing
-    }
+    }  # fmt: skip
     for run, objects in specials.items():
         _write(_dqm_path(root, run), run, objects)
     corrupted = _dqm_path(root, 300106)
@@ -256,6 +279,11 @@ def test_every_kind_of_bad_input_is_reported_and_nothing_shifts(tmp_path: Path) 
         assert frame.loc[run, h] is None
     np.testing.assert_array_equal(frame.loc[300104, h], np.zeros(10))  # empty is kept, and reported
     assert frame[names[2].column].isna().all()
+    # Axis titles: the most common non-empty one over the usable runs (not the TH2's or the other binning's).
+    meta = read_histogram_metadata(table)["histograms"]
+    assert meta[h]["axis_titles"] == ["energy [GeV]"] and meta[o]["axis_titles"] == [""]
+    stored = read_storage_info(tmp_path / "work" / "data" / "S.parquet")
+    assert stored[h].axis_titles == ("energy [GeV]",) and stored[o].axis_titles == ("",)
 
     problems = {(r.run_number, r.histogram, r.status): r.problem for r in report.itertuples()}
 
@@ -274,3 +302,42 @@ def test_every_kind_of_bad_input_is_reported_and_nothing_shifts(tmp_path: Path) 
     assert "no subsystem folder 'NOPE' in this file (it has: S)" in problem(300001, names[2].column, "missing")
     written = pd.read_csv(tmp_path / "work" / "fetch_report.tsv", sep="\t", keep_default_na=False)
     assert str(corrupted) in set(written["file"])
+
+
+def test_shards_without_axis_title_columns_still_read_and_merge(tmp_path: Path) -> None:
+    """Shards written before axis titles were stored are reused, read with "" titles and merged."""
+    root = tmp_path / "DQMGUI_data"
+    runs = [300001, 300002]
+    for run in runs:
+        _write(_dqm_path(root, run), run, {
+            "S/Run summary/h1": to_th1f("h1", np.ones(4), np.arange(5.0), axis_titles=("#eta",)),
+            "S/Run summary/h2": to_th2f("h2", np.ones((3, 2)), np.arange(4.0), np.arange(3.0),
+                                        axis_titles=("chamber", "station-ring")),
+        })  # fmt: skip
+    files = list_source(str(root), "PD", 2017)
+    names = [HistogramName("S", "/Run summary/h1"), HistogramName("S", "/Run summary/h2")]
+    h1, h2 = (n.column for n in names)
+    fetch_batch(files, names, tmp_path / "m", tmp_path / "m.tsv")
+    new = read_shard(shard_path(tmp_path / "m", runs[0]))
+    assert new[h1].axis_titles == ("#eta",) and new[h2].axis_titles == ("chamber", "station-ring")
+    assert read_shard_titles(shard_path(tmp_path / "m", runs[0])) == {h1: ("#eta", ""), h2: ("chamber", "station-ring")}
+    for run in runs:  # rewrite the shards as an older version wrote them: no title columns, same metadata
+        path = shard_path(tmp_path / "m", run)
+        table = pq.read_table(path)
+        assert {"x_title", "y_title"} <= set(table.column_names)
+        pq.write_table(table.drop_columns(["x_title", "y_title"]), path)
+    again = fetch_batch(files, names, tmp_path / "m", tmp_path / "m.tsv")
+    assert again.reused == len(runs)
+    old = read_shard(shard_path(tmp_path / "m", runs[0]))
+    assert old[h1].axis_titles == ("",) and old[h2].axis_titles == ("", "")
+    np.testing.assert_array_equal(old[h2].values, np.ones((3, 2)))
+    assert read_shard_titles(shard_path(tmp_path / "m", runs[0])) == {h1: ("", ""), h2: ("", "")}
+    merge({"S": [tmp_path / "m.tsv"]}, names, {}, tmp_path / "t.parquet", tmp_path / "r.tsv",
+          storage={"S": tmp_path / "S.parquet"})  # fmt: skip
+    meta = read_histogram_metadata(tmp_path / "t.parquet")["histograms"]
+    assert meta[h1]["axis_titles"] == [""] and meta[h2]["axis_titles"] == ["", ""]
+    assert read_storage_info(tmp_path / "S.parquet")[h2].axis_titles == ("", "")
+    # Storage metadata written before axis titles were stored: "" per axis.
+    old_info = HistogramInfo.from_dict({"shape": [3, 2], "edges": [[0, 1, 2, 3], [0, 1, 2]]})
+    assert old_info.axis_titles == ("", "")
+    assert HistogramInfo.from_dict(HistogramInfo((4,), (np.arange(5.0),), ("BX",)).as_dict()).axis_titles == ("BX",)

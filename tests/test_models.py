@@ -75,9 +75,15 @@ def test_a_chunk_trains_and_scores_every_run_of_every_histogram(demo_store: Path
     assert 3 <= len(reco) <= 4 and int(plan_runs(SMALL)[0].run) in set(reco["run_number"])
     shape = json.loads(pq.read_schema(tmp_path / "reco" / f"{QUALITY.slug}.parquet").metadata[b"dqmflow"])["shape"]
     assert len(shape) == 2 and all(len(r) == np.prod(shape) for r in reco["reconstruction"])
+    # The ROOT axis titles of the DQM files label the reconstruction plots.
+    for name, titles in ((QUALITY, ["mode", "quality"]), (PHI, ["track #phi"])):
+        meta = json.loads(pq.read_schema(tmp_path / "reco" / f"{name.slug}.parquet").metadata[b"dqmflow"])
+        assert meta["axis_titles"] == titles
     assert all(np.isclose(np.sum(o), 1.0, rtol=1e-5) or not np.any(o) for o in reco["original"]), "unit area or empty"
     collected = collect_scores(sorted((tmp_path / "scores").glob("*.parquet")), tmp_path / "all.parquet")
-    assert list(collected.columns) == SCORE_COLUMNS and len(collected) == len(frame)
+    assert list(collected.columns) == [*SCORE_COLUMNS, "latent_1", "latent_2"] and len(collected) == len(frame)
+    latent = frame[(frame["split"] != "missing") & np.isfinite(frame["score"])]
+    assert latent[["latent_1", "latent_2"]].notna().all().all(), "PCA gives every scored run its coordinates"
 
 
 def test_runs_added_after_training_are_scored_out_of_sample(demo_store: Path, tmp_path: Path) -> None:

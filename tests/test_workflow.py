@@ -116,6 +116,8 @@ def test_full_run_outputs(workdir: Path) -> None:
     for kind in ("roc", "sic", "scores", "confusion"):
         assert (figures["kind"] == kind).sum() == N_HISTS
     assert ((figures["kind"] == "reco") & (figures["algorithm"] == "ae_fast")).sum() == N_HISTS
+    latent = figures[figures["kind"] == "latent"]
+    assert sorted(latent["algorithm"].value_counts().items()) == [("ae_fast", N_HISTS), ("pca_2", N_HISTS)]
     slug = HistogramName("CSC", ODD).slug
     assert (pd_dir / "assessment" / "chunks" / "CSC-1" / "plots" / slug / "reco_ks_prev4.png").exists()
     summary = pd.read_csv(pd_dir / "summary" / "auc_by_histogram.csv", index_col=0)

@@ -141,6 +141,22 @@ def _canonical_histogram(name: str) -> str:
     return name
 
 
+_LABELS = {"bad": 1, "good": 0, "unknown": -1, "": -1, "true": 1, "false": 0, "1": 1, "0": 0, "-1": -1}
+
+
+def _labels(values: pd.Series, where: str) -> pd.Series:
+    """Labels as 1 (bad), 0 (good), -1 (unknown); accepts numbers, booleans and good/bad words."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(np.int64)
+    numeric = pd.to_numeric(values, errors="coerce")
+    words = values.astype(str).str.strip().str.lower().map(_LABELS)
+    out = numeric.where(numeric.notna(), words)
+    odd = values[out.isna() & values.notna()]
+    if len(odd):
+        raise ScoreTableError(f"{where}: label {odd.iloc[0]!r} is none of 1/0/-1, bad/good/unknown, true/false")
+    return out.fillna(-1).astype(np.int64)
+
+
 def _long_from_wide(frame: pd.DataFrame, algorithm: str, where: str) -> pd.DataFrame:
     run_column = next((c for c in _RUN_COLUMNS if c in frame.columns), None)
     if run_column is None:
@@ -149,7 +165,14 @@ def _long_from_wide(frame: pd.DataFrame, algorithm: str, where: str) -> pd.DataF
             f"(a run column named one of {list(_RUN_COLUMNS)} and one column per histogram)"
         )
     keep = {"label", "split", "year"} & set(frame.columns)
-    value_columns = [c for c in frame.columns if c != run_column and c not in keep]
+    candidates = [c for c in frame.columns if c != run_column and c not in keep]
+    # Histogram columns are paths ("L1T//Run summary/..."); when some are, the other columns
+    # (era, lumi, entries, ...) describe the run and are left out.
+    paths = [c for c in candidates if "/" in str(c)]
+    value_columns = paths or candidates
+    ignored = sorted(set(candidates) - set(value_columns), key=str)
+    if ignored:
+        log.info("%s: columns %s are not histogram paths: left out", where, ignored)
     if not value_columns:
         raise ScoreTableError(f"{where}: no histogram columns besides {run_column!r}")
     parts = []
@@ -207,7 +230,7 @@ def read_score_files(paths: Sequence[str | Path], algorithm: str | None = None) 
             score = pd.to_numeric(frame["score"], errors="coerce").astype(np.float64)
             frame["score"] = score.where(score != _NOT_SCORED)
         if "label" in frame.columns:
-            frame["label"] = pd.to_numeric(frame["label"], errors="coerce").fillna(-1).astype(np.int64)
+            frame["label"] = _labels(frame["label"], str(path))
         frames.append(check_score_table(frame, where=str(path)))
     table = pd.concat(frames, ignore_index=True)
     return check_score_table(table, where=" + ".join(str(p) for p in paths))

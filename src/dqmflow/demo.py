@@ -4,11 +4,12 @@ The generator writes the DQM GUI tree (``Run<YEAR>/<PD>/R000NNNNxx/DQM_V0001_R00
 Run<YEAR><ERA>-<processing>__DQMIO.root``) with ``DQMData/Run <N>/<Subsystem>/Run summary/...``
 folders holding TH1F/TH2F histograms of the CSC offline monitor and the L1T EMTF: segment timing,
 hits, chi2, global phi/theta, track BX/eta/phi/pT, and 2D chamber occupancy, track occupancy and
-quality-vs-mode maps. Runs vary in luminosity (a few are short, low-statistics runs), drift slowly
-within a year and change between eras. About one run in eight carries a labelled anomaly of the
-kinds seen in DQM (dead chamber, hot channel, timing shift, broadened resolution, missing sector,
-wrong normalisation of one region, mis-calibrated pT scale, empty histogram), touching one or
-several histograms; ``truth.csv`` lists every affected (run, histogram) with the anomaly kind.
+quality-vs-mode maps, with ROOT axis titles as in DQM (``#eta``-style Greek letters). Runs vary
+in luminosity (a few are short, low-statistics runs), drift slowly within a year and change
+between eras. About one run in eight carries a labelled anomaly of the kinds seen in DQM (dead
+chamber, hot channel, timing shift, broadened resolution, missing sector, wrong normalisation of
+one region, mis-calibrated pT scale, empty histogram), touching one or several histograms;
+``truth.csv`` lists every affected (run, histogram) with the anomaly kind.
 
 Each histogram is a multinomial sample of an expected shape, so bin-to-bin fluctuations are
 Poisson-like, as in real data.
@@ -158,6 +159,7 @@ class HistSpec:
     edges: tuple[np.ndarray, ...]
     rate: float  # expected entries per unit luminosity
     shape: Callable[[RunPlan, tuple[np.ndarray, ...]], np.ndarray]
+    axis_titles: tuple[str, ...] = ()  # ROOT axis titles (TAxis fTitle), x then y
 
     @property
     def key(self) -> str:
@@ -310,24 +312,47 @@ def _quality_vs_mode(plan: RunPlan, edges: tuple[np.ndarray, ...]) -> np.ndarray
     return dens
 
 
+_CHAMBER_EDGES = (_bins(0.5, 36.5, 36), _bins(0.5, 18.5, 18))  # chamber x station-ring (RINGS, bottom to top)
+
 HISTOGRAMS: list[HistSpec] = [
-    HistSpec("CSC", f"{CSC}/Occupancy/hORecHits", (_bins(0.5, 36.5, 36), _bins(0.5, 18.5, 18)), 8.0, _rechits),
-    HistSpec("CSC", f"{CSC}/Occupancy/hOSegments", (_bins(0.5, 36.5, 36), _bins(0.5, 18.5, 18)), 2.0, _segments),
-    HistSpec("CSC", f"{CSC}/Segments/hSTimeCombinedSerial", (_bins(-50, 50, 100),), 1.0, _timing),
-    HistSpec("CSC", f"{CSC}/Segments/hSnSegments", (_bins(-0.5, 15.5, 16),), 1.0, _nsegments),
-    HistSpec("CSC", f"{CSC}/Segments/hSnhits", (_bins(-0.5, 7.5, 8),), 1.0, _nhits),
-    HistSpec("CSC", f"{CSC}/Segments/hSGlobalPhi", (_bins(-np.pi, np.pi, 128),), 1.0, _global_phi),
-    HistSpec("CSC", f"{CSC}/Segments/hSGlobalTheta", (_bins(0, np.pi, 128),), 1.0, _global_theta),
-    HistSpec("CSC", f"{CSC}/Segments/hSChiSq", (_bins(0, 20, 100),), 1.0, _chisq),
-    # A name with a space, '+', '-' and '#', as DQM paths have (they must survive every stage).
-    HistSpec("CSC", f"{CSC}/Digis/hStripNFired ME+1-1 #strips", (_bins(-0.5, 39.5, 40),), 1.0, _fired_strips),
-    HistSpec("L1T", f"{EMTF}/emtfTrackBX", (_bins(-3.5, 3.5, 7),), 0.8, _bx),
-    HistSpec("L1T", f"{EMTF}/emtfTrackEta", (_bins(-2.5, 2.5, 100),), 0.5, _eta),
-    HistSpec("L1T", f"{EMTF}/emtfTrackPhi", (_bins(-np.pi, np.pi, 126),), 0.5, _phi),
-    HistSpec("L1T", f"{EMTF}/emtfTrackPt", (_bins(0, 128, 128),), 0.5, _pt),
-    HistSpec("L1T", f"{EMTF}/emtfTrackOccupancy", (_bins(-2.5, 2.5, 50), _bins(-np.pi, np.pi, 36)), 0.5, _occupancy),
+    HistSpec("CSC", f"{CSC}/Occupancy/hORecHits", _CHAMBER_EDGES, 8.0, _rechits, ("chamber", "station-ring")),
+    HistSpec("CSC", f"{CSC}/Occupancy/hOSegments", _CHAMBER_EDGES, 2.0, _segments, ("chamber", "station-ring")),
     HistSpec(
-        "L1T", f"{EMTF}/emtfTrackQualityVsMode", (_bins(-0.5, 15.5, 16), _bins(-0.5, 15.5, 16)), 0.8, _quality_vs_mode
+        "CSC", f"{CSC}/Segments/hSTimeCombinedSerial", (_bins(-50, 50, 100),), 1.0, _timing, ("segment time [ns]",)
+    ),
+    HistSpec("CSC", f"{CSC}/Segments/hSnSegments", (_bins(-0.5, 15.5, 16),), 1.0, _nsegments, ("segments per event",)),
+    HistSpec("CSC", f"{CSC}/Segments/hSnhits", (_bins(-0.5, 7.5, 8),), 1.0, _nhits, ("rechits per segment",)),
+    HistSpec("CSC", f"{CSC}/Segments/hSGlobalPhi", (_bins(-np.pi, np.pi, 128),), 1.0, _global_phi, ("global #phi",)),
+    HistSpec("CSC", f"{CSC}/Segments/hSGlobalTheta", (_bins(0, np.pi, 128),), 1.0, _global_theta, ("global #theta",)),
+    HistSpec("CSC", f"{CSC}/Segments/hSChiSq", (_bins(0, 20, 100),), 1.0, _chisq, ("#chi^{2}/ndof",)),
+    # A name with a space, '+', '-' and '#', as DQM paths have (they must survive every stage).
+    HistSpec(
+        "CSC",
+        f"{CSC}/Digis/hStripNFired ME+1-1 #strips",
+        (_bins(-0.5, 39.5, 40),),
+        1.0,
+        _fired_strips,
+        ("fired strips",),
+    ),
+    HistSpec("L1T", f"{EMTF}/emtfTrackBX", (_bins(-3.5, 3.5, 7),), 0.8, _bx, ("BX",)),
+    HistSpec("L1T", f"{EMTF}/emtfTrackEta", (_bins(-2.5, 2.5, 100),), 0.5, _eta, ("track #eta",)),
+    HistSpec("L1T", f"{EMTF}/emtfTrackPhi", (_bins(-np.pi, np.pi, 126),), 0.5, _phi, ("track #phi",)),
+    HistSpec("L1T", f"{EMTF}/emtfTrackPt", (_bins(0, 128, 128),), 0.5, _pt, ("track p_{T} [GeV]",)),
+    HistSpec(
+        "L1T",
+        f"{EMTF}/emtfTrackOccupancy",
+        (_bins(-2.5, 2.5, 50), _bins(-np.pi, np.pi, 36)),
+        0.5,
+        _occupancy,
+        ("track #eta", "track #phi"),
+    ),
+    HistSpec(
+        "L1T",
+        f"{EMTF}/emtfTrackQualityVsMode",
+        (_bins(-0.5, 15.5, 16), _bins(-0.5, 15.5, 16)),
+        0.8,
+        _quality_vs_mode,
+        ("mode", "quality"),
     ),
 ]
 
@@ -362,9 +387,9 @@ def write_run(path: Path, plan: RunPlan, specs: list[HistSpec], rng: np.random.G
             leaf = spec.path.rsplit("/", 1)[-1]
             key = spec.name.in_file(plan.run)
             if len(spec.edges) == 1:
-                out[key] = to_th1f(leaf, values, spec.edges[0])
+                out[key] = to_th1f(leaf, values, spec.edges[0], axis_titles=spec.axis_titles)
             else:
-                out[key] = to_th2f(leaf, values, spec.edges[0], spec.edges[1])
+                out[key] = to_th2f(leaf, values, spec.edges[0], spec.edges[1], axis_titles=spec.axis_titles)
 
 
 def truth_rows(plans: list[RunPlan]) -> list[dict[str, object]]:

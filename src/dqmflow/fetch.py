@@ -1,14 +1,16 @@
 """Fetch: read the requested histograms of many DQM files into one parquet shard per run.
 
 A fetch *batch* is the set of runs of one primary dataset, subsystem and run range. For each
-run it writes ``<shard_dir>/R000NNNNxx/<run>.parquet`` (long format: one row per histogram; the
+run it writes ``<shard_dir>/R000NNNNxx/<run>.parquet`` (long format: one row per histogram with its
+class, entries, shape, bin contents, edges, title and axis titles ``x_title``/``y_title``; the
 folders hold at most 100 runs, like the DQM GUI's) and the batch
 writes a *manifest*: one row per (run, histogram) with a status (``ok``, ``empty``, ``missing``,
 ``wrong_type``, ``unreadable``, ``file_error``), the problem and a hash of the binning. Nothing is
 silently lost: a file that cannot be read gets a ``file_error`` row and no shard.
 
 Shards are reused when the file's signature (path, size, mtime) and the requested histograms are
-unchanged, so re-running a batch after runs were added reads only the new files.
+unchanged, so re-running a batch after runs were added reads only the new files. Shards written
+before axis titles were stored (no ``x_title``/``y_title`` columns) still read, with ``""`` titles.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from dqmflow.discover import DqmFile, batch_of, check_xrootd_allowed, is_remote
 from dqmflow.names import HistogramName
 from dqmflow.rootio import Histogram, read_file
 
-__all__ = ["MANIFEST_COLUMNS", "FetchError", "binning_hash", "fetch_batch", "read_manifest", "read_shard", "shard_path"]
+__all__ = [
+    "MANIFEST_COLUMNS", "FetchError", "binning_hash", "fetch_batch", "read_manifest", "read_shard", "read_shard_titles",
+    "shard_path",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("dqmflow.progress")
@@ -49,8 +54,11 @@ SHARD_SCHEMA = pa.schema(
         ("edges_x", pa.list_(pa.float64())),
         ("edges_y", pa.list_(pa.float64())),
         ("title", pa.string()),
+        ("x_title", pa.string()),  # TAxis titles; y_title is null for a 1D histogram, as edges_y
+        ("y_title", pa.string()),
     ]
 )
+_TITLE_COLUMNS = ("x_title", "y_title")
 
 
 class FetchError(RuntimeError):
@@ -113,11 +121,31 @@ def _shard_table(found: dict[str, Histogram]) -> pa.Table:
         rows["edges_x"].append(hist.edges[0])
         rows["edges_y"].append(hist.edges[1] if hist.ndim == 2 else None)
         rows["title"].append(hist.title)
+        titles = _padded(hist.axis_titles, hist.ndim)
+        rows["x_title"].append(titles[0])
+        rows["y_title"].append(titles[1] if hist.ndim == 2 else None)
     return pa.table(rows, schema=SHARD_SCHEMA)
 
 
+def _padded(titles: Sequence[str | None], ndim: int) -> tuple[str, ...]:
+    """``ndim`` axis titles: ``titles`` cut or padded with ``""`` (None counts as ``""``)."""
+    return tuple(str(t or "") for t in titles[:ndim]) + ("",) * max(ndim - len(titles), 0)
+
+
+def _title_lists(table: pa.Table) -> tuple[list[str | None], list[str | None]]:
+    """The ``x_title`` and ``y_title`` columns of a shard, all None for shards without them."""
+
+    def strings(column: str) -> list[str | None]:
+        return table[column].to_pylist() if column in table.column_names else [None] * table.num_rows
+
+    return strings("x_title"), strings("y_title")
+
+
 def read_shard(path: str | Path, columns: set[str] | None = None) -> dict[str, Histogram]:
-    """Histograms stored in one shard, by column name (only ``columns`` if given)."""
+    """Histograms stored in one shard, by column name (only ``columns`` if given).
+
+    Axis titles are ``""`` in shards written before they were stored.
+    """
     table = pq.read_table(path)
     names = table["histogram"].to_pylist()
     keep = [i for i, n in enumerate(names) if columns is None or n in columns]
@@ -132,6 +160,7 @@ def read_shard(path: str | Path, columns: set[str] | None = None) -> dict[str, H
     y_valid = table["edges_y"].combine_chunks().is_valid().to_numpy(zero_copy_only=False)
     entries = table["entries"].to_numpy()
     classes, titles = table["classname"].to_pylist(), table["title"].to_pylist()
+    x_titles, y_titles = _title_lists(table)
     out: dict[str, Histogram] = {}
     for i in keep:
         shape = tuple(int(n) for n in shapes[s_off[i] : s_off[i + 1]])
@@ -139,8 +168,21 @@ def read_shard(path: str | Path, columns: set[str] | None = None) -> dict[str, H
         if y_valid[i]:
             edges.append(ys[y_off[i] : y_off[i + 1]])
         hist_values = values[v_off[i] : v_off[i + 1]].reshape(shape)
-        out[names[i]] = Histogram(hist_values, tuple(edges), float(entries[i]), classes[i], titles[i])
+        axis_titles = _padded((x_titles[i], y_titles[i]), len(edges))
+        out[names[i]] = Histogram(hist_values, tuple(edges), float(entries[i]), classes[i], titles[i], axis_titles)
     return out
+
+
+def read_shard_titles(path: str | Path) -> dict[str, tuple[str, str]]:
+    """``{column: (x title, y title)}`` of the histograms in one shard, reading only those columns
+    (cheap); ``""`` where a histogram has no such axis title or the shard predates axis titles."""
+    handle = pq.ParquetFile(path)
+    present = [c for c in _TITLE_COLUMNS if c in handle.schema_arrow.names]
+    table = handle.read(columns=["histogram", *present])
+    x_titles, y_titles = _title_lists(table)
+    return {
+        name: (x or "", y or "") for name, x, y in zip(table["histogram"].to_pylist(), x_titles, y_titles, strict=True)
+    }
 
 
 def _reusable(shard: Path, signature: str, contents_key: str) -> list[dict] | None:

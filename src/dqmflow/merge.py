@@ -2,8 +2,11 @@
 
 ``histograms.parquet`` has one row per run with ``run_number``, ``year``, ``era``, ``label`` and,
 per histogram, a column named ``<Subsystem>/<path>`` (bin contents without flow bins: a list for
-1D, a list of lists ``[ix][iy]`` for 2D) and ``<Subsystem>/<path>_entries``. The bin edges, ROOT
-class and title of every histogram are stored in the file's metadata under ``dqmflow``.
+1D, a list of lists ``[ix][iy]`` for 2D) and ``<Subsystem>/<path>_entries``. The shape, bin
+edges, ROOT class, title and axis titles of every histogram are stored in the file's metadata under
+``dqmflow`` (``{"histograms": {column: {"ndim", "shape", "edges", "classname", "title",
+"axis_titles"}}, "never_read": [...], "subsystems": [...]}``). ``axis_titles`` holds one string per
+axis (x, then y): the most common non-empty ROOT axis title over the runs, ``""`` if none.
 
 Runs are written in chunks, so memory stays bounded by the chunk size whatever the number of
 runs. A histogram whose binning differs from the most common binning of that histogram, or that
@@ -13,6 +16,7 @@ could not be read, is written as null and reported.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dqmflow.fetch import read_manifest, read_shard, shard_path
+from dqmflow.fetch import read_manifest, read_shard, read_shard_titles, shard_path
 from dqmflow.names import HistogramName
 from dqmflow.runtable import ENTRIES_SUFFIX
 from dqmflow.storage import HistogramInfo, StorageWriter
@@ -56,6 +60,23 @@ def _list_type(ndim: int) -> pa.DataType:
     for _ in range(ndim):
         t = pa.list_(t)
     return t
+
+
+def _axis_titles(good: pd.DataFrame, ndims: Mapping[str, int]) -> dict[str, list[str]]:
+    """Per histogram of ``ndims`` ({column: dimension}), the most common non-empty title of each
+    axis over the runs where it is usable (``good`` manifest rows), ``""`` if no run has one.
+
+    Reads only the title columns of each shard; ties go to the title of the earliest run."""
+    counts: dict[str, list[Counter[str]]] = {c: [Counter() for _ in range(n)] for c, n in ndims.items()}
+    if not good.empty:
+        rows = good[good["histogram"].isin(list(ndims))]
+        for (shard_dir, run), group in rows.groupby(["shard_dir", "run_number"], sort=True):
+            titles = read_shard_titles(shard_path(str(shard_dir), int(run)))
+            for column in group["histogram"]:
+                for counter, title in zip(counts[column], titles.get(column, ()), strict=False):
+                    if title:
+                        counter[title] += 1
+    return {c: [n.most_common(1)[0][0] if n else "" for n in axes] for c, axes in counts.items()}
 
 
 def merge(
@@ -150,6 +171,8 @@ def merge(
             "classname": hist.classname,
             "title": hist.title,
         }
+    for column, titles in _axis_titles(good, {c: int(m["ndim"]) for c, m in meta.items()}).items():
+        meta[column]["axis_titles"] = titles
     missing_cols = [c for c in wanted if c not in meta]
     fields = [
         pa.field("run_number", pa.int64()),
@@ -172,7 +195,11 @@ def merge(
         subsystem: StorageWriter(
             path,
             {
-                c: HistogramInfo(tuple(meta[c]["shape"]), tuple(np.asarray(e) for e in meta[c]["edges"]))
+                c: HistogramInfo(
+                    tuple(meta[c]["shape"]),
+                    tuple(np.asarray(e) for e in meta[c]["edges"]),
+                    tuple(meta[c]["axis_titles"]),
+                )
                 for c in wanted
                 if c in meta and HistogramName.from_column(c).subsystem == subsystem
             },
@@ -251,6 +278,10 @@ def _write_entries(
 
 
 def read_histogram_metadata(path: str | Path) -> dict[str, object]:
-    """The ``dqmflow`` metadata of a merged table: edges, shapes and classes per histogram."""
+    """The ``dqmflow`` metadata of a merged table: shapes, edges, classes, titles and axis titles
+    per histogram (``axis_titles`` is ``""`` per axis for tables merged before it was stored)."""
     meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta[b"dqmflow"])
+    raw: dict[str, Any] = json.loads(meta[b"dqmflow"])
+    for info in raw.get("histograms", {}).values():
+        info.setdefault("axis_titles", [""] * int(info.get("ndim", len(info.get("shape", ())))))
+    return raw

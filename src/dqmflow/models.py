@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dqmflow.algorithms.base import AlgorithmConfig
+from dqmflow.algorithms.base import AlgorithmConfig, ScoreBlock
 from dqmflow.preprocess import Batch, histogram_split, load_batch, normalise
 from dqmflow.runtable import RunTable, read_run_table
 from dqmflow.scores import SCORE_COLUMNS, check_score_table
@@ -197,9 +197,9 @@ def score_chunk(
     previous = _read_score_cache(cache, identity, columns)
     reuse = np.zeros(n, dtype=bool)
     scores = np.full((n, len(columns)), np.nan)
-    lo = hi = None
+    extras: dict[str, np.ndarray] = {}  # per run x column: score band, latent coordinates
     if previous is not None:
-        reuse, scores, lo, hi = _reuse(previous, table, columns)
+        reuse, scores, extras = _reuse(previous, table, columns)
     model = config.load({c: Path(model_dirs[c]) for c in trained}) if trained else None
     todo = runs[~reuse]
     batch = None
@@ -210,10 +210,10 @@ def score_chunk(
         )
         rows = np.flatnonzero(~reuse)
         block = model.score(batch)
-        has_band = block.score_lo is not None and block.score_hi is not None
-        if has_band and (lo is None or hi is None):
-            lo, hi = np.full_like(scores, np.nan), np.full_like(scores, np.nan)
         position = {c: j for j, c in enumerate(block.columns)}
+        fresh_extras = _fresh_extras(block, model.latent(batch), position, len(batch.runs))
+        for name in fresh_extras:
+            extras.setdefault(name, np.full_like(scores, np.nan))
         for j, column in enumerate(columns):
             data = batch.histograms.get(column)
             if column not in trained or column not in position or data is None:
@@ -226,8 +226,8 @@ def score_chunk(
             )
             fresh[empty] = np.inf
             scores[rows, j] = fresh
-            if lo is not None and hi is not None and block.score_lo is not None and block.score_hi is not None:
-                lo[rows, j], hi[rows, j] = block.score_lo[:, position[column]], block.score_hi[:, position[column]]
+            for name, values in fresh_extras.items():
+                extras[name][rows, j] = values[:, position[column]]
     frames = []
     for j, column in enumerate(columns):
         entries = table.entries[column]
@@ -248,8 +248,8 @@ def score_chunk(
                 "entries": np.nan_to_num(entries, nan=0.0).astype(np.float64),
             }
         )
-        if lo is not None and hi is not None:
-            frame["score_lo"], frame["score_hi"] = lo[:, j], hi[:, j]
+        for name, values in extras.items():
+            frame[EXTRA_COLUMNS[name]] = values[:, j]
         check_score_table(frame, where=str(score_files[column]))
         Path(score_files[column]).parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(score_files[column], index=False)
@@ -260,7 +260,7 @@ def score_chunk(
         batch, cached_recos,
     )  # fmt: skip
     if cache is not None:
-        _write_score_cache(cache, identity, table, columns, scores, lo, hi)
+        _write_score_cache(cache, identity, table, columns, scores, extras)
         _write_reco_cache(cache, identity, recos)
     out = pd.concat(frames, ignore_index=True)
     out.attrs["scored_runs"] = len(todo) if model is not None else 0
@@ -314,10 +314,32 @@ def _read_score_cache(cache: str | Path | None, identity: str, columns: Sequence
     return None if table is None else table.to_pandas()
 
 
+#: Optional per-run values a score job stores beside the score: cache name -> score table column.
+EXTRA_COLUMNS = {"lo": "score_lo", "hi": "score_hi", "latent_1": "latent_1", "latent_2": "latent_2"}
+
+
+def _fresh_extras(
+    block: ScoreBlock, latent: Mapping[str, np.ndarray], position: Mapping[str, int], n_runs: int
+) -> dict[str, np.ndarray]:
+    """Score band and first two latent coordinates of a scored batch, runs x block columns."""
+    out: dict[str, np.ndarray] = {}
+    if block.score_lo is not None and block.score_hi is not None:
+        out["lo"], out["hi"] = block.score_lo, block.score_hi
+    for k in (1, 2):
+        if any(values.shape[1] >= k for values in latent.values()):
+            values_k = np.full((n_runs, len(block.columns)), np.nan)
+            for column, values in latent.items():
+                if values.shape[1] >= k:
+                    values_k[:, position[column]] = values[:, k - 1]
+            out[f"latent_{k}"] = values_k
+    return out
+
+
 def _reuse(
     previous: pd.DataFrame, table: RunTable, columns: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Which runs' cached scores still hold (same file, run split and entries per histogram), and them."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Which runs' cached scores still hold (same file, run split and entries per histogram), and
+    them (scores and :data:`EXTRA_COLUMNS`)."""
     cached = previous.set_index("run_number").reindex(table.runs)
     same = (cached["signature"].fillna("\0").to_numpy() == table.signatures) & (table.signatures != "")
     same &= cached["split"].fillna("").to_numpy() == table.split  # low_stats decides the +inf of empty histograms
@@ -325,15 +347,12 @@ def _reuse(
         old, new = cached[f"entries_{j}"].to_numpy(dtype=np.float64), table.entries[column]
         same &= (old == new) | (np.isnan(old) & np.isnan(new))
     scores = np.full((len(table.runs), len(columns)), np.nan)
-    band = "lo_0" in cached.columns
-    lo = np.full_like(scores, np.nan) if band else None
-    hi = np.full_like(scores, np.nan) if band else None
+    extras = {name: np.full_like(scores, np.nan) for name in EXTRA_COLUMNS if f"{name}_0" in cached.columns}
     for j in range(len(columns)):
         scores[same, j] = cached[f"score_{j}"].to_numpy(dtype=np.float64)[same]
-        if lo is not None and hi is not None:
-            lo[same, j] = cached[f"lo_{j}"].to_numpy(dtype=np.float64)[same]
-            hi[same, j] = cached[f"hi_{j}"].to_numpy(dtype=np.float64)[same]
-    return same, scores, lo, hi
+        for name, values in extras.items():
+            values[same, j] = cached[f"{name}_{j}"].to_numpy(dtype=np.float64)[same]
+    return same, scores, extras
 
 
 def _write_score_cache(
@@ -342,8 +361,7 @@ def _write_score_cache(
     table: RunTable,
     columns: Sequence[str],
     scores: np.ndarray,
-    lo: np.ndarray | None,
-    hi: np.ndarray | None,
+    extras: Mapping[str, np.ndarray],
 ) -> None:
     data: dict[str, Any] = {
         "run_number": table.runs.astype(np.int64),
@@ -353,8 +371,8 @@ def _write_score_cache(
     for j, column in enumerate(columns):
         data[f"entries_{j}"] = table.entries[column].astype(np.float64)
         data[f"score_{j}"] = scores[:, j]
-        if lo is not None and hi is not None:
-            data[f"lo_{j}"], data[f"hi_{j}"] = lo[:, j], hi[:, j]
+        for name, values in extras.items():
+            data[f"{name}_{j}"] = values[:, j]
     _write_cache(cache, pa.table(data), identity, columns=list(columns))
 
 
@@ -466,6 +484,7 @@ def _write_reconstructions(
             "histogram": column,
             "shape": list(info.shape) if info else [],
             "edges": [e.tolist() for e in info.edges] if info else [],
+            "axis_titles": list(info.axis_titles) if info else [],
         }
         schema = pa.schema(
             [

@@ -1,11 +1,13 @@
 """Write and read DQM histograms in ROOT files with uproot (no ROOT installation needed).
 
 Writing builds real ``TH1F``/``TH2F`` objects (float32 contents with under/overflow bins) the way
-the DQM GUI stores them; reading returns bin contents *without* flow bins, as AutoDQM_ML does.
+the DQM GUI stores them; reading returns bin contents *without* flow bins, as AutoDQM_ML does,
+with the histogram's title and the titles of its axes (``TAxis::fTitle``, e.g. ``#eta``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,13 +19,15 @@ __all__ = ["Histogram", "HistogramTypeError", "from_uproot", "to_th1f", "to_th2f
 
 @dataclass(frozen=True)
 class Histogram:
-    """Bin contents (no flow bins), bin edges per axis, number of entries and ROOT class."""
+    """Bin contents (no flow bins), bin edges per axis, number of entries, ROOT class, title and
+    axis titles (one per dimension, x then y, ``""`` where the file has none; ``()`` if unknown)."""
 
     values: np.ndarray  # shape (nx,) or (nx, ny)
     edges: tuple[np.ndarray, ...]
     entries: float
     classname: str = "TH1F"
     title: str = ""
+    axis_titles: tuple[str, ...] = ()
 
     @property
     def ndim(self) -> int:
@@ -43,12 +47,12 @@ class HistogramTypeError(TypeError):
     """An object in a DQM file is not a plain 1D/2D histogram."""
 
 
-def _axis(name: str, edges: np.ndarray) -> object:
+def _axis(name: str, edges: np.ndarray, title: str = "") -> object:
     edges = np.asarray(edges, dtype=np.float64)
     uniform = np.allclose(np.diff(edges), (edges[-1] - edges[0]) / (len(edges) - 1), rtol=1e-9)
     return identify.to_TAxis(
         fName=name,
-        fTitle=name,
+        fTitle=title,
         fNbins=len(edges) - 1,
         fXmin=float(edges[0]),
         fXmax=float(edges[-1]),
@@ -61,8 +65,21 @@ def _moments(values: np.ndarray, centers: np.ndarray) -> tuple[float, float, flo
     return total, float((values * centers).sum()), float((values * centers**2).sum())
 
 
-def to_th1f(name: str, values: np.ndarray, edges: np.ndarray, title: str = "") -> object:
-    """An uproot-writable TH1F from contents ``values`` (no flow bins) and ``edges``."""
+def _titles(name: str, axis_titles: Sequence[str], ndim: int) -> list[str]:
+    """``axis_titles`` padded with ``""`` to ``ndim`` titles (more than ``ndim`` is an error)."""
+    if isinstance(axis_titles, str) or len(axis_titles) > ndim:
+        raise ValueError(f"{name}: axis titles {axis_titles!r} for a {ndim}D histogram (one string per axis)")
+    return [str(t) for t in axis_titles] + [""] * (ndim - len(axis_titles))
+
+
+def to_th1f(
+    name: str, values: np.ndarray, edges: np.ndarray, title: str = "", axis_titles: Sequence[str] = ()
+) -> object:
+    """An uproot-writable TH1F from contents ``values`` (no flow bins) and ``edges``.
+
+    ``axis_titles`` is ``(x title,)`` (ROOT's ``TAxis::fTitle``, e.g. ``"#eta"``); none by default.
+    """
+    (x_title,) = _titles(name, axis_titles, 1)
     values = np.asarray(values, dtype=np.float64)
     edges = np.asarray(edges, dtype=np.float64)
     if values.shape != (len(edges) - 1,):
@@ -81,12 +98,23 @@ def to_th1f(name: str, values: np.ndarray, edges: np.ndarray, title: str = "") -
         fTsumwx=sumx,
         fTsumwx2=sumx2,
         fSumw2=np.array([], dtype=np.float64),
-        fXaxis=_axis("xaxis", edges),
+        fXaxis=_axis("xaxis", edges, x_title),
     )
 
 
-def to_th2f(name: str, values: np.ndarray, xedges: np.ndarray, yedges: np.ndarray, title: str = "") -> object:
-    """An uproot-writable TH2F from contents ``values[ix, iy]`` (no flow bins) and edges."""
+def to_th2f(
+    name: str,
+    values: np.ndarray,
+    xedges: np.ndarray,
+    yedges: np.ndarray,
+    title: str = "",
+    axis_titles: Sequence[str] = (),
+) -> object:
+    """An uproot-writable TH2F from contents ``values[ix, iy]`` (no flow bins) and edges.
+
+    ``axis_titles`` is ``(x title, y title)`` (ROOT's ``TAxis::fTitle``); none by default.
+    """
+    x_title, y_title = _titles(name, axis_titles, 2)
     values = np.asarray(values, dtype=np.float64)
     nx, ny = len(xedges) - 1, len(yedges) - 1
     if values.shape != (nx, ny):
@@ -110,9 +138,18 @@ def to_th2f(name: str, values: np.ndarray, xedges: np.ndarray, yedges: np.ndarra
         fTsumwy2=sumy2,
         fTsumwxy=float((values * np.outer(xc, yc)).sum()),
         fSumw2=np.array([], dtype=np.float64),
-        fXaxis=_axis("xaxis", xedges),
-        fYaxis=_axis("yaxis", yedges),
+        fXaxis=_axis("xaxis", xedges, x_title),
+        fYaxis=_axis("yaxis", yedges, y_title),
     )
+
+
+def _axis_title(obj: object, member: str) -> str:
+    """``obj.fXaxis.fTitle`` (``member`` = ``fXaxis``/``fYaxis``), or ``""`` if the file has none."""
+    try:
+        title = obj.member(member).member("fTitle")  # type: ignore[attr-defined]
+    except Exception:  # no such member, or an axis object without a title
+        return ""
+    return str(title) if title else ""
 
 
 _ACCEPTED = {
@@ -124,8 +161,9 @@ _ACCEPTED = {
 def from_uproot(obj: object) -> Histogram:
     """Convert an object read by uproot into a :class:`Histogram`.
 
-    Raises :class:`HistogramTypeError` for anything that is not a plain TH1/TH2 (profiles,
-    TH3, graphs, directories, ...).
+    The axis titles are those of the x (and, for a TH2, y) axis, ``""`` where absent. Raises
+    :class:`HistogramTypeError` for anything that is not a plain TH1/TH2 (profiles, TH3, graphs,
+    directories, ...).
     """
     if isinstance(obj, uproot.ReadOnlyDirectory):
         raise HistogramTypeError("is a folder (TDirectory), not a TH1 or TH2 histogram")
@@ -137,7 +175,8 @@ def from_uproot(obj: object) -> Histogram:
             edges = tuple(np.asarray(ax.edges(flow=False), dtype=np.float64) for ax in axes)
             entries = float(obj.member("fEntries"))  # type: ignore[attr-defined]
             title = str(obj.member("fTitle") or "")  # type: ignore[attr-defined]
-            return Histogram(values, edges, entries, classname, title)
+            axis_titles = tuple(_axis_title(obj, member) for member in ("fXaxis", "fYaxis")[:ndim])
+            return Histogram(values, edges, entries, classname, title, axis_titles)
     raise HistogramTypeError(f"is a {classname}, not a TH1 or TH2 histogram")
 
 

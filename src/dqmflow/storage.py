@@ -3,9 +3,11 @@
 ``merge`` writes, beside the AutoDQM_ML-format ``histograms.parquet``, one file per subsystem with
 ``run_number`` and one column per histogram: the bin contents of a run as a fixed-size list of
 float64 (2D maps flattened row-major ``[ix][iy]``, no flow bins), null where the run has no
-usable histogram. Shapes and edges are in the file's metadata under ``dqmflow``. Column
-statistics are not written (they would make the footer grow with bins x row groups), so a job
-that reads the columns of its histograms parses a small footer and reads nothing else.
+usable histogram. Shapes, edges and axis titles are in the file's metadata under ``dqmflow``
+(``{"histograms": {column: {"shape", "edges", "axis_titles"}}}``; files written before axis titles
+were stored read with ``""`` titles). Column statistics are not written (they would make the
+footer grow with bins x row groups), so a job that reads the columns of its histograms parses a
+small footer and reads nothing else.
 
 This module imports only numpy and pyarrow: model jobs never load the fetch layer.
 """
@@ -28,21 +30,41 @@ __all__ = ["HistogramInfo", "StorageWriter", "read_counts", "read_storage_info"]
 
 @dataclass(frozen=True)
 class HistogramInfo:
-    """Binning of one stored histogram."""
+    """Binning of one stored histogram and the ROOT titles of its axes (x, then y for 2D maps).
+
+    ``axis_titles`` is padded with ``""`` to one title per dimension of ``shape``.
+    """
 
     shape: tuple[int, ...]
     edges: tuple[np.ndarray, ...]
+    axis_titles: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        ndim = len(self.shape)
+        if isinstance(self.axis_titles, str) or len(self.axis_titles) > ndim:
+            raise ValueError(f"axis titles {self.axis_titles!r} for a histogram of shape {self.shape}")
+        titles = tuple(str(t or "") for t in self.axis_titles) + ("",) * (ndim - len(self.axis_titles))
+        object.__setattr__(self, "axis_titles", titles)
 
     @property
     def n_bins(self) -> int:
         return int(np.prod(self.shape))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "edges": [e.tolist() for e in self.edges]}
+        return {
+            "shape": list(self.shape),
+            "edges": [e.tolist() for e in self.edges],
+            "axis_titles": list(self.axis_titles),
+        }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> HistogramInfo:
-        return cls(tuple(int(n) for n in raw["shape"]), tuple(np.asarray(e, dtype=np.float64) for e in raw["edges"]))
+        """Inverse of :meth:`as_dict`; a dict without ``axis_titles`` (older files) gives ``""`` titles."""
+        return cls(
+            tuple(int(n) for n in raw["shape"]),
+            tuple(np.asarray(e, dtype=np.float64) for e in raw["edges"]),
+            tuple(str(t) for t in raw.get("axis_titles") or ()),
+        )
 
 
 class StorageWriter:
@@ -86,7 +108,7 @@ class StorageWriter:
 
 
 def read_storage_info(path: str | Path) -> dict[str, HistogramInfo]:
-    """Binning of every histogram stored in ``path`` (read from the footer only)."""
+    """Binning and axis titles of every histogram stored in ``path`` (read from the footer only)."""
     meta = pq.read_schema(path).metadata or {}
     raw = json.loads(meta[b"dqmflow"])["histograms"]
     return {column: HistogramInfo.from_dict(info) for column, info in raw.items()}

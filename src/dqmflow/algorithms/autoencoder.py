@@ -146,6 +146,15 @@ class DenseAutoencoder(ReconstructionAlgorithm):
             raise RuntimeError("autoencoder is not fitted")
         return np.asarray(reco, dtype=np.float64).reshape(data.counts.shape) / n_bins
 
+    def latent(self, data: HistogramSet) -> np.ndarray | None:
+        """The encoder's output (the bottleneck); with numpy inference only (else ``None``)."""
+        if not self.layers_:
+            return None
+        dense = [i for i, layer in enumerate(self.layers_) if layer["type"] == "dense"]
+        bottleneck = dense[self.params.n_hidden_layers]  # encoder layers, then the latent layer
+        x = data.normalised.reshape(len(data), -1) * int(np.prod(data.shape))
+        return _forward(self.layers_[: bottleneck + 1], x)
+
     def save(self, directory: Path) -> None:
         self.model_.save(directory / "model.keras")
         arrays: dict[str, np.ndarray] = {}

@@ -149,6 +149,10 @@ class Algorithm(_Configured):
         """Expected histograms (unit area, same shape as ``data.counts``), or ``None``."""
         return None
 
+    def latent(self, data: HistogramSet) -> np.ndarray | None:
+        """Coordinates of every run in the model's latent space (runs x dimensions), or ``None``."""
+        return None
+
     @abstractmethod
     def save(self, directory: Path) -> None:
         """Write the fitted model into ``directory`` (which exists)."""
@@ -207,6 +211,11 @@ class MultiHistogramAlgorithm(_Configured):
     ) -> dict[str, np.ndarray]:
         """Expected unit-area histograms of ``runs`` for ``columns`` (default: all; columns
         without a reconstruction are left out)."""
+        return {}
+
+    def latent(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Latent-space coordinates (runs x dimensions, NaN where not scored) per histogram that
+        has a latent space (PCA, autoencoders); others are left out."""
         return {}
 
     @abstractmethod
@@ -270,6 +279,17 @@ class PerHistogram(MultiHistogramAlgorithm):
             reco = model.reconstruct(data.subset(wanted))
             if reco is not None:
                 out[column] = reco
+        return out
+
+    def latent(self, batch: Batch) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for _, column, model, data in self._each(batch):
+            present = data.split != "missing"
+            coordinates = model.latent(data.subset(present))
+            if coordinates is not None:
+                full = np.full((len(data), coordinates.shape[1]), np.nan)
+                full[present] = coordinates
+                out[column] = full
         return out
 
     def save(self, directories: Mapping[str, Path]) -> None:

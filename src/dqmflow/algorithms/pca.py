@@ -55,12 +55,16 @@ class PCA(ReconstructionAlgorithm):
         self.explained_variance_ratio_ = model.explained_variance_ratio_
         return self
 
-    def reconstruct(self, data: HistogramSet) -> np.ndarray:
+    def latent(self, data: HistogramSet) -> np.ndarray:
+        """The runs' coordinates on the principal components."""
         if self.mean_ is None or self.components_ is None:
             raise RuntimeError("PCA model is not fitted")
-        x = data.normalised.reshape(len(data), -1)
-        latent = (x - self.mean_) @ self.components_.T
-        return (latent @ self.components_ + self.mean_).reshape(data.counts.shape)
+        return np.asarray((data.normalised.reshape(len(data), -1) - self.mean_) @ self.components_.T)
+
+    def reconstruct(self, data: HistogramSet) -> np.ndarray:
+        if self.components_ is None:
+            raise RuntimeError("PCA model is not fitted")
+        return (self.latent(data) @ self.components_ + self.mean_).reshape(data.counts.shape)
 
     def save(self, directory: Path) -> None:
         if self.mean_ is None or self.components_ is None or self.explained_variance_ratio_ is None:
