@@ -14,6 +14,7 @@ from dqmflow.verdicts import (
     combine,
     combiner_figures,
     empirical_pvalues,
+    failed_algorithms,
     histogram_pvalues,
     run_verdicts,
 )
@@ -195,3 +196,15 @@ def test_too_few_reference_runs_for_the_false_alarm_rate_is_reported(rng: np.ran
     table, _ = dqm_scores(rng, n_runs=60)
     verdicts = run_verdicts(table, false_alarm_rate=0.01)
     assert any("no run can be flagged" in problem for problem in verdicts.problems)
+
+
+def test_too_few_labelled_runs_give_nan_with_a_reason_not_a_made_up_auc(rng: np.random.Generator) -> None:
+    table, _ = dqm_scores(rng, n_runs=120)
+    runs = table.drop_duplicates("run_number")
+    one_good = runs[(runs["label"] == 0) & (runs["split"] != "train")]["run_number"].iloc[1:]
+    relabelled = table.assign(label=np.where(table["run_number"].isin(one_good), -1, table["label"]))
+    verdicts = run_verdicts(relabelled)
+    figures = combiner_figures(verdicts.run_scores, verdicts.table, ["cauchy"]).iloc[0]
+    assert np.isnan(figures["auc"]) and "needs at least 2 good" in figures["note"]
+    broken = table.assign(score=np.where(table["algorithm"] == "ks", np.nan, table["score"]))
+    assert failed_algorithms(run_verdicts(broken).pvalues) == ["ks"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -341,3 +342,20 @@ def test_refreshing_discovery_fetches_only_new_files(workdir: Path) -> None:
     assert fetched_batches(out) == {("CSC", "R0002985xx"), ("L1T", "R0002985xx")}
     table = pd.read_parquet(workdir / "results" / "SingleMuon" / "histograms.parquet")
     assert new.run in set(table["run_number"])
+
+
+def test_a_config_whose_every_model_fails_ends_the_run_with_an_error(workdir: Path, tmp_path: Path) -> None:
+    work = tmp_path / "copy"
+    shutil.copytree(workdir, work, symlinks=True)
+    (work / "pca_huge.yaml").write_text("algorithm: pca\ntag: pca_huge\nparams: {n_components: 500}\n")
+    config = yaml.safe_load((work / "config" / "config.yaml").read_text())
+    config["algorithms"] = [*config["algorithms"], str(work / "pca_huge.yaml")]
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "CONDOR_CONFIG": "/dev/null", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+           "--directory", str(work), "--cores", "2"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode != 0, "a config none of whose models could be trained is not a success"
+    log = (work / "logs" / "SingleMuon" / "verdicts.log").read_text()
+    assert "every model of algorithm config(s) ['pca_huge'] failed" in log
+    assert not (work / "results" / "SingleMuon" / "verdicts.csv").exists(), "no verdict from a broken config"

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 EFFICIENCIES = (0.5, 0.9, 0.95, 0.99)
+#: Fewest good and bad runs for a ROC/AUC to be reported (else NaN).
+MIN_RUNS = 2
 FPR_GRID = np.linspace(0.0, 1.0, 201)
 
 
@@ -104,7 +106,7 @@ def bootstrap_roc(scores: np.ndarray, labels: np.ndarray, n_bootstrap: int = 200
     """ROC, AUC and their ±1σ bootstrap band (resampling good and bad runs separately)."""
     s, y = _usable(scores, labels)
     n_good, n_bad = int((y == 0).sum()), int((y == 1).sum())
-    if n_good == 0 or n_bad == 0:
+    if min(n_good, n_bad) < MIN_RUNS:  # one run of a kind gives a curve, but no measurement
         nan = np.full_like(FPR_GRID, np.nan)
         return RocResult(np.array([0.0, 1.0]), np.array([0.0, 1.0]), float("nan"), float("nan"), FPR_GRID, nan, nan,
                          n_good, n_bad)  # fmt: skip

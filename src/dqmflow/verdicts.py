@@ -67,6 +67,7 @@ __all__ = [
     "Verdicts",
     "combine",
     "empirical_pvalues",
+    "failed_algorithms",
     "histogram_pvalues",
     "reference_mode",
     "run_verdicts",
@@ -495,10 +496,15 @@ def caught_at(scores: np.ndarray, labels: np.ndarray, false_alarm_rate: float) -
     return float((bad > threshold).mean()), threshold
 
 
+#: Fewest labelled runs of each kind (never trained on) for a run-level AUC to be measured.
+MIN_EVALUATION_RUNS = 2
+
+
 def combiner_figures(
     run_scores: pd.DataFrame, table: pd.DataFrame, columns: Sequence[str], false_alarm_rate: float = 0.05
 ) -> pd.DataFrame:
-    """AUC (scikit-learn) and bad runs caught at a false-alarm rate, per run-score column."""
+    """AUC (scikit-learn) and bad runs caught at a false-alarm rate, per run-score column; NaN
+    with the reason in ``note`` when there are too few labelled runs (never a made-up 0.5)."""
     from sklearn.metrics import roc_auc_score
 
     merged = table[["run_number", "label", "split", "low_stats", "unreadable"]].merge(run_scores, on="run_number")
@@ -508,18 +514,35 @@ def combiner_figures(
         s = evaluation[column].to_numpy(dtype=np.float64)
         y = evaluation["label"].to_numpy()
         ok = ~np.isnan(s)
-        auc = float(roc_auc_score(y[ok], s[ok])) if len(set(y[ok])) == 2 else float("nan")
-        caught, _ = caught_at(s, y, false_alarm_rate)
+        n_good, n_bad = int((y[ok] == 0).sum()), int((y[ok] == 1).sum())
+        measurable = min(n_good, n_bad) >= MIN_EVALUATION_RUNS
+        auc = float(roc_auc_score(y[ok], s[ok])) if measurable else float("nan")
+        caught = caught_at(s, y, false_alarm_rate)[0] if measurable else float("nan")
+        note = (
+            ""
+            if measurable
+            else (
+                f"not measured: needs at least {MIN_EVALUATION_RUNS} good and {MIN_EVALUATION_RUNS} bad labelled runs "
+                f"that no model trained on, has {n_good} good and {n_bad} bad"
+            )
+        )
         rows.append(
             {
                 "run_score": column,
                 "auc": auc,
                 f"caught_at_far_{false_alarm_rate:g}": caught,
-                "n_good": int((y[ok] == 0).sum()),
-                "n_bad": int((y[ok] == 1).sum()),
+                "n_good": n_good,
+                "n_bad": n_bad,
+                "note": note,
             }
         )
     return pd.DataFrame(rows)
+
+
+def failed_algorithms(pvalues: pd.DataFrame) -> list[str]:
+    """Algorithm configs without a single score (every model failed, or none was trained)."""
+    scored = pvalues.groupby("algorithm", sort=True)["score"].apply(lambda s: bool(s.notna().any()))
+    return [str(a) for a in scored[~scored].index]
 
 
 def describe(verdicts: Verdicts) -> Mapping[str, object]:

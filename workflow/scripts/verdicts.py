@@ -6,6 +6,7 @@ import pandas as pd
 
 from dqmflow.assess import CHUNK_FILES, OUTPUTS, SUMMARY_FIGURES, Settings, assess_dataset, read_chunks, report_verdicts
 from dqmflow.scriptlog import PROGRESS, setup, timed
+from dqmflow.verdicts import failed_algorithms
 
 log = setup(snakemake)
 terminal = logging.getLogger(PROGRESS)
@@ -21,6 +22,12 @@ with timed(log):
 report_verdicts(verdicts, pd.read_csv(snakemake.output.run_level), log.info)
 for problem in verdicts.problems:
     terminal.warning("WARNING: %s", problem)
+failed = failed_algorithms(verdicts.pvalues)
+if failed:
+    raise SystemExit(
+        f"every model of algorithm config(s) {failed} failed: no score in any histogram of {snakemake.wildcards.pd} "
+        f"(see logs/{snakemake.wildcards.pd}/train/ and the models' model.json); fix or remove the config"
+    )
 if verdicts.table["score"].isna().all():
     raise SystemExit(f"no run of {snakemake.wildcards.pd} got a verdict: no histogram has a usable p-value")
 terminal.info(
