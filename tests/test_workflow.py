@@ -80,6 +80,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         algorithms.append(str(target))
     (work / "ae.yaml").write_text(
         "algorithm: autoencoder\ntag: ae_fast\nparams: {n_epochs: 30, early_stopping_rounds: 5, n_nodes: 8}\n"
+        "seeds: [0, 1]\n"
     )
     algorithms.append(str(work / "ae.yaml"))
     config = {
@@ -107,6 +108,9 @@ def test_full_run_outputs(workdir: Path) -> None:
     assert len(scores) == len(table) * N_HISTS * 4, "every run is scored for every histogram and algorithm"
     assert "CSC/" + ODD in set(scores["histogram"])
     metrics = pd.read_csv(pd_dir / "summary" / "metrics.csv")
+    ensemble = metrics[metrics["algorithm"] == "ae_fast"]
+    assert (ensemble["n_seeds"] == 2).all() and ensemble["auc_seed_median"].notna().all(), "AUC over seeds"
+    assert {"score_seed_0", "score_seed_1", "score_lo", "score_hi"} <= set(scores.columns)
     assert len(metrics) == N_HISTS * 4 and {"auc", "auc_std", "far_at_90", "n_reference"} <= set(metrics.columns)
     assert (pd_dir / "summary" / "false_alarm.tex").read_text().count(r"\pm") >= 3
     assert "CSC//Run summary/CSCOfflineMonitor/Digis/hStripNFired ME+1-1 \\#strips" in (

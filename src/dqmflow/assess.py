@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from dqmflow.metrics import EFFICIENCIES, RocResult, bootstrap_roc, clip_infinite, false_alarm_rates
+from dqmflow.metrics import EFFICIENCIES, RocResult, bootstrap_roc, clip_infinite, false_alarm_rates, with_seeds
 from dqmflow.names import slugify
 from dqmflow.scores import ScoreTableError, check_score_table
 from dqmflow.verdicts import (
@@ -339,6 +339,9 @@ def assess_histograms(
             evaluation = _evaluation(frame)
             s, y = evaluation["score"].to_numpy(), evaluation["label"].to_numpy()
             roc = bootstrap_roc(s, y, settings.n_bootstrap, settings.seed)
+            seed_columns = [c for c in frame.columns if str(c).startswith("score_seed_") and frame[c].notna().any()]
+            if len(seed_columns) >= 2:
+                roc = with_seeds(roc, evaluation[seed_columns].to_numpy(dtype=np.float64), y)
             rocs[algorithm] = roc
             far = false_alarm_rates(s, y, settings.efficiencies, settings.n_bootstrap, settings.seed)
             far.insert(0, "histogram", histogram)
@@ -362,6 +365,9 @@ def assess_histograms(
                 "score_mean_good": finite[labelled == 0].mean(),
                 "score_mean_bad": finite[labelled == 1].mean(),
             }
+            if len(roc.seed_aucs):
+                row["auc_seed_median"], row["auc_seed_lo"], row["auc_seed_hi"] = roc.seed_band
+                row["n_seeds"] = len(roc.seed_aucs)
             wp = roc.best_working_point if not np.isnan(roc.auc) else (np.nan, np.nan)
             row["best_wp_fpr"], row["best_wp_tpr"] = wp
             for _, f in far.iterrows():

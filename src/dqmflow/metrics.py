@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ __all__ = [
     "clip_infinite",
     "false_alarm_rates",
     "roc_auc",
+    "with_seeds",
 ]
 
 EFFICIENCIES = (0.5, 0.9, 0.95, 0.99)
@@ -94,6 +95,18 @@ class RocResult:
     n_bad: int
     thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """Score thresholds of the ROC points (``>= threshold`` is flagged); first one is +inf."""
+    seed_aucs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """AUC of each training seed of a seed ensemble (empty otherwise)."""
+    seed_tpr: np.ndarray = field(default_factory=lambda: np.zeros((3, 0)))
+    """Median, 16th and 84th percentile over seeds of the TPR on ``grid`` (3 x grid; empty otherwise)."""
+
+    @property
+    def seed_band(self) -> tuple[float, float, float]:
+        """AUC over seeds: (median, 16th, 84th percentile); NaN without seeds."""
+        if len(self.seed_aucs) == 0:
+            return float("nan"), float("nan"), float("nan")
+        lo, median, hi = np.percentile(self.seed_aucs, [16, 50, 84])
+        return float(median), float(lo), float(hi)
 
     @property
     def best_working_point(self) -> tuple[float, float]:
@@ -121,6 +134,23 @@ def bootstrap_roc(scores: np.ndarray, labels: np.ndarray, n_bootstrap: int = 200
     return RocResult(
         fpr, tpr, auc, float(np.std(aucs)), FPR_GRID, tprs.mean(axis=0), tprs.std(axis=0), n_good, n_bad, thresholds
     )
+
+
+def with_seeds(result: RocResult, seed_scores: np.ndarray, labels: np.ndarray) -> RocResult:
+    """``result`` with the AUC and ROC of every seed of an ensemble (``seed_scores``: runs x seeds),
+    summarised as the median and the 68% band over seeds (sk_cathode's convention)."""
+    aucs, tprs = [], []
+    for k in range(seed_scores.shape[1]):
+        s, y = _usable(seed_scores[:, k], labels)
+        if min(int((y == 0).sum()), int((y == 1).sum())) < MIN_RUNS:
+            continue
+        auc, tpr = _auc_and_curve(s, y)
+        aucs.append(auc)
+        tprs.append(tpr)
+    if len(aucs) < 2:
+        return result
+    band = np.percentile(np.asarray(tprs), [50, 16, 84], axis=0)
+    return replace(result, seed_aucs=np.asarray(aucs), seed_tpr=band)
 
 
 def _far(good: np.ndarray, bad: np.ndarray, efficiency: float) -> float:

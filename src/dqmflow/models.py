@@ -248,8 +248,8 @@ def score_chunk(
                 "entries": np.nan_to_num(entries, nan=0.0).astype(np.float64),
             }
         )
-        for name, values in extras.items():
-            frame[EXTRA_COLUMNS[name]] = values[:, j]
+        for name in sorted(extras, key=_extra_order):
+            frame[_extra_column(name)] = extras[name][:, j]
         check_score_table(frame, where=str(score_files[column]))
         Path(score_files[column]).parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(score_files[column], index=False)
@@ -314,17 +314,31 @@ def _read_score_cache(cache: str | Path | None, identity: str, columns: Sequence
     return None if table is None else table.to_pandas()
 
 
-#: Optional per-run values a score job stores beside the score: cache name -> score table column.
+#: Optional per-run values a score job stores beside the score: cache name -> score table column
+#: (plus ``seed:<seed>`` -> ``score_seed_<seed>``, the scores of each seed of an ensemble).
 EXTRA_COLUMNS = {"lo": "score_lo", "hi": "score_hi", "latent_1": "latent_1", "latent_2": "latent_2"}
+
+
+def _extra_order(name: str) -> tuple[int, int]:
+    """Columns in a fixed order, whether computed now or read from the cache."""
+    return (1, int(name.split(":", 1)[1])) if name.startswith("seed:") else (0, list(EXTRA_COLUMNS).index(name))
+
+
+def _extra_column(name: str) -> str:
+    return f"score_seed_{name.split(':', 1)[1]}" if name.startswith("seed:") else EXTRA_COLUMNS[name]
 
 
 def _fresh_extras(
     block: ScoreBlock, latent: Mapping[str, np.ndarray], position: Mapping[str, int], n_runs: int
 ) -> dict[str, np.ndarray]:
-    """Score band and first two latent coordinates of a scored batch, runs x block columns."""
+    """Score band, scores per seed and first two latent coordinates of a scored batch, runs x
+    block columns."""
     out: dict[str, np.ndarray] = {}
     if block.score_lo is not None and block.score_hi is not None:
         out["lo"], out["hi"] = block.score_lo, block.score_hi
+    if block.seed_scores is not None:
+        for k, seed in enumerate(block.seeds):
+            out[f"seed:{seed}"] = block.seed_scores[:, :, k]
     for k in (1, 2):
         if any(values.shape[1] >= k for values in latent.values()):
             values_k = np.full((n_runs, len(block.columns)), np.nan)
@@ -347,7 +361,10 @@ def _reuse(
         old, new = cached[f"entries_{j}"].to_numpy(dtype=np.float64), table.entries[column]
         same &= (old == new) | (np.isnan(old) & np.isnan(new))
     scores = np.full((len(table.runs), len(columns)), np.nan)
-    extras = {name: np.full_like(scores, np.nan) for name in EXTRA_COLUMNS if f"{name}_0" in cached.columns}
+    stored = {c.rsplit("_", 1)[0] for c in cached.columns if c.startswith("seed:")} | {
+        name for name in EXTRA_COLUMNS if f"{name}_0" in cached.columns
+    }
+    extras = {name: np.full_like(scores, np.nan) for name in sorted(stored, key=_extra_order)}
     for j in range(len(columns)):
         scores[same, j] = cached[f"score_{j}"].to_numpy(dtype=np.float64)[same]
         for name, values in extras.items():

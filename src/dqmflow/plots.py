@@ -288,6 +288,11 @@ def _draw_rocs(
             continue
         _roc_band(ax, res, color)
         auc = f"AUC {res.auc:.3f} ± {_fmt(res.auc_std)}"
+        if len(res.seed_aucs):  # a seed ensemble: the median over seeds and its 68% band, hatched
+            median, lo, hi = res.seed_band
+            ax.fill_between(res.grid, res.seed_tpr[1], res.seed_tpr[2], facecolor="none", edgecolor=color,
+                            hatch="///", lw=0, alpha=0.6)  # fmt: skip
+            auc += f"; seeds: {median:.3f} [{lo:.3f}, {hi:.3f}] (68%, {len(res.seed_aucs)} seeds)"
         ax.plot(res.fpr, res.tpr, color=color, lw=1.8, label=_label(f"{name}: {auc}{counts}"))
         if mark_working_point:
             fpr_wp, tpr_wp = res.best_working_point
@@ -309,8 +314,9 @@ def plot_roc(results: Mapping[str, RocResult], title: str, path: PathLike) -> No
     """ROC curves of several algorithms (keys: algorithm names) on the same runs.
 
     Each curve has its ±1σ bootstrap band and its max-pseudo-AUC working point (the point maximising
-    TPR·(1-FPR)) marked; the legend gives AUC ± bootstrap std. Results with a NaN AUC (no good or no
-    bad run) are listed as "needs good and bad runs".
+    TPR·(1-FPR)) marked; the legend gives AUC ± bootstrap std. A seed ensemble's result also shows
+    the 68% band over seeds (hatched) and the AUC's median and band over seeds. Results with a NaN
+    AUC (no good or no bad run) are listed as "needs good and bad runs".
     """
     with matplotlib.rc_context(_STYLE):
         fig, grid = _grid(1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)

@@ -12,6 +12,7 @@ One row per (run, histogram, algorithm)::
     split       str     train | calibration | test | low_stats | missing (optional)
     entries     float   the histogram's entries in the run (optional)
     latent_1/2  float   the run's first two latent coordinates (PCA, autoencoders; optional)
+    score_seed_<seed>   float   the score given by one seed of a seed ensemble (optional)
     year        int     optional
 
 Assessment reads only this table (plus, for figures, the optional reconstruction files), so a
@@ -55,7 +56,8 @@ def check_score_table(frame: pd.DataFrame, where: str = "score table") -> pd.Dat
     for column in ("run_number", "label", "year"):
         if column in frame.columns and not ptypes.is_integer_dtype(frame[column]):
             raise ScoreTableError(f"{where}: column {column!r} must hold integers, not {frame[column].dtype}")
-    for column in ("score", "score_lo", "score_hi", "entries", "latent_1", "latent_2"):
+    numeric = ("score", "score_lo", "score_hi", "entries", "latent_1", "latent_2")
+    for column in [*numeric, *(c for c in frame.columns if str(c).startswith("score_seed_"))]:
         if column in frame.columns and not ptypes.is_numeric_dtype(frame[column]):
             raise ScoreTableError(f"{where}: column {column!r} must be numeric, not {frame[column].dtype}")
     if "split" in frame.columns:

@@ -12,6 +12,7 @@ the model expects the histogram to look like, unit area; ``None`` if it has no s
     description: PCA with two components
     params:
       n_components: 2
+    seeds: [0, 1, 2]        # optional, stochastic algorithms only: a seed ensemble
 
 :func:`load_config` checks names, types, choices and ranges against ``Params`` and fills
 defaults, so a typo fails before any job runs.
@@ -54,7 +55,7 @@ __all__ = [
 
 REGISTRY: dict[str, type[Algorithm] | type[MultiHistogramAlgorithm]] = {}
 TAG_PATTERN = r"[A-Za-z0-9_-]+"
-_NOT_ALGORITHMS = {"base", "losses"}
+_NOT_ALGORITHMS = {"base", "losses", "ensemble"}
 
 
 class ConfigError(ValueError):
@@ -185,6 +186,9 @@ class ScoreBlock:
     score: np.ndarray
     score_lo: np.ndarray | None = None
     score_hi: np.ndarray | None = None
+    seed_scores: np.ndarray | None = None
+    """Scores per training seed (runs x columns x seeds) of a seed ensemble."""
+    seeds: tuple[int, ...] = ()
 
 
 class MultiHistogramAlgorithm(_Configured):
@@ -309,34 +313,57 @@ class PerHistogram(MultiHistogramAlgorithm):
 
 @dataclasses.dataclass(frozen=True)
 class AlgorithmConfig:
-    """A validated algorithm config file."""
+    """A validated algorithm config file; ``seeds`` makes it a seed ensemble
+    (:mod:`dqmflow.algorithms.ensemble`)."""
 
     tag: str
     algorithm: str
     params: Any
     description: str = ""
     path: str = ""
+    seeds: tuple[int, ...] = ()
 
     @property
     def cls(self) -> type[Algorithm] | type[MultiHistogramAlgorithm]:
         return get_algorithm(self.algorithm)
 
-    def build(self) -> MultiHistogramAlgorithm:
-        """A fresh model over runs x histograms (per-histogram algorithms through the adapter)."""
+    def _build_one(self, params: Any) -> MultiHistogramAlgorithm:
         cls = self.cls
         if issubclass(cls, Algorithm):
-            return PerHistogram(cls, self.params)
-        return cls(self.params)
+            return PerHistogram(cls, params)
+        return cls(params)
+
+    def _load_one(self, directories: Mapping[str, Path], params: Any) -> MultiHistogramAlgorithm:
+        cls = self.cls
+        if issubclass(cls, Algorithm):
+            return PerHistogram.load_for(cls, directories, params)
+        return cls.load(directories, params)
+
+    def build(self) -> MultiHistogramAlgorithm:
+        """A fresh model over runs x histograms (per-histogram algorithms through the adapter)."""
+        if self.seeds:
+            from dqmflow.algorithms.ensemble import Ensemble
+
+            return Ensemble.build(self._build_one, self.params, self.seeds)
+        return self._build_one(self.params)
 
     def load(self, directories: Mapping[str, Path]) -> MultiHistogramAlgorithm:
         """The model saved in ``directories`` ({column: folder}) by a model job."""
-        cls = self.cls
-        if issubclass(cls, Algorithm):
-            return PerHistogram.load_for(cls, directories, self.params)
-        return cls.load(directories, self.params)
+        if self.seeds:
+            from dqmflow.algorithms.ensemble import Ensemble
+
+            def load_member(folders: Mapping[str, Path], seed: int) -> MultiHistogramAlgorithm:
+                return self._load_one(folders, dataclasses.replace(self.params, seed=seed))
+
+            members = [load_member({c: Path(d) / f"seed_{s}" for c, d in directories.items()}, s) for s in self.seeds]
+            return Ensemble(members, self.seeds)
+        return self._load_one(directories, self.params)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"tag": self.tag, "algorithm": self.algorithm, "params": dataclasses.asdict(self.params)}
+        out: dict[str, Any] = {"tag": self.tag, "algorithm": self.algorithm, "params": dataclasses.asdict(self.params)}
+        if self.seeds:
+            out["seeds"] = list(self.seeds)
+        return out
 
 
 def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any], where: str) -> Any:
@@ -400,9 +427,9 @@ def load_config(path: str | Path) -> AlgorithmConfig:
     where = str(path)
     if not isinstance(raw, dict) or "algorithm" not in raw:
         raise ConfigError(f"{where}: needs an 'algorithm' key naming a registered algorithm")
-    unknown = sorted(set(raw) - {"algorithm", "tag", "description", "params"})
+    unknown = sorted(set(raw) - {"algorithm", "tag", "description", "params", "seeds"})
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: algorithm, tag, description, params")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: algorithm, tag, description, params, seeds")
     tag = str(raw.get("tag") or path.stem)
     if not re.fullmatch(TAG_PATTERN, tag):
         raise ConfigError(f"{where}: tag {tag!r} may contain only letters, digits, '_' and '-'")
@@ -410,7 +437,21 @@ def load_config(path: str | Path) -> AlgorithmConfig:
     if raw.get("params") is not None and not isinstance(raw["params"], dict):
         raise ConfigError(f"{where}: params must be a mapping")
     params = build_params(cls, raw.get("params"), where)
-    return AlgorithmConfig(tag, cls.name, params, str(raw.get("description", "")), str(path))
+    seeds = _check_seeds(raw.get("seeds"), cls, where)
+    return AlgorithmConfig(tag, cls.name, params, str(raw.get("description", "")), str(path), seeds)
+
+
+def _check_seeds(raw: Any, cls: type[Algorithm] | type[MultiHistogramAlgorithm], where: str) -> tuple[int, ...]:
+    """``seeds:`` of a config: a list of at least two distinct integers, for stochastic algorithms."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
+        raise ConfigError(f"{where}: seeds must be a list of integers, not {raw!r}")
+    if len(set(raw)) < 2 or len(set(raw)) != len(raw):
+        raise ConfigError(f"{where}: seeds must hold at least two different integers, not {raw!r}")
+    if "seed" not in {f.name for f in dataclasses.fields(cls.Params)}:
+        raise ConfigError(f"{where}: {cls.name} is not stochastic (it has no 'seed' parameter): drop 'seeds'")
+    return tuple(int(s) for s in raw)
 
 
 def load_configs(paths: list[str]) -> dict[str, AlgorithmConfig]:
