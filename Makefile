@@ -1,12 +1,14 @@
 # dqmflow: the two commands of the README.
 #   make demo   installs into .venv and runs the whole workflow on the embedded demo data
 #   make test   installs the test extras into .venv and runs ruff, mypy, snakemake --lint and the tests
+#   make lxplus-profile  installs the HTCondor executor into .venv and links profiles/lxplus(-gpu) to
+#                ~/.config/snakemake/, so that `snakemake --profile lxplus` works (README: Running on lxplus)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SNAKEMAKE_ARGS ?=
 
-.PHONY: demo report test lint bench clean
+.PHONY: demo report test lint bench clean lxplus-profile
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[ml,xrootd,test]'
+	$(BIN)/python -m pip install --quiet -e '.[ml,xrootd,lxplus,test]'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -37,6 +39,17 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/python -m pytest
+
+$(VENV)/.installed-lxplus: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[ml,xrootd,lxplus]'
+	touch $@
+
+# `snakemake --profile NAME` looks in ./NAME and ~/.config/snakemake/NAME, not in profiles/.
+lxplus-profile: $(VENV)/.installed-lxplus
+	mkdir -p $(HOME)/.config/snakemake
+	ln -sfn $(CURDIR)/profiles/lxplus $(HOME)/.config/snakemake/lxplus
+	ln -sfn $(CURDIR)/profiles/lxplus-gpu $(HOME)/.config/snakemake/lxplus-gpu
+	@echo "Installed: run 'snakemake --profile lxplus' (GPUs: --profile lxplus --profile lxplus-gpu) from $(CURDIR)."
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/pipeline.py

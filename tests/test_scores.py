@@ -58,3 +58,11 @@ def test_assessment_runs_on_a_table_made_elsewhere(tmp_path: Path, rng: np.rando
     assert set(result.figures["kind"]) >= {"roc", "sic", "scores", "confusion"}
     for file in result.figures["file"]:
         assert (tmp_path / "plots" / file).stat().st_size > 0
+
+
+def test_a_chunk_where_no_histogram_matters_still_has_its_plots_folder(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    table = foreign_table(rng).assign(score=lambda t: rng.normal(size=len(t)), split="test")  # nothing flags
+    result = assess_histograms(table, tmp_path / "plots", Settings(n_bootstrap=10, alpha=1e-9))
+    assert (tmp_path / "plots").is_dir() and result.figures.empty

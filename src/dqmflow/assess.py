@@ -320,6 +320,8 @@ def assess_histograms(
             raise ValueError(f"{path} holds reconstructions of {stored!r}, not of {histogram!r}")
         recos[(histogram, algorithm)] = (meta, rows)
     draw = plots_dir is not None and settings.plots != "none"
+    if plots_dir is not None:
+        Path(plots_dir).mkdir(parents=True, exist_ok=True)  # a job's output, even when nothing is drawn
     cache = FigureCache(figure_cache if draw else None)
     threshold = settings.alpha / max(n_histograms or scores["histogram"].nunique(), 1)
     flagging = {
