@@ -80,3 +80,88 @@ def test_jobs_find_the_package_source(monkeypatch) -> None:
     out = subprocess.run(["/usr/bin/env", "-i", f"PYTHONPATH={env['PYTHONPATH']}", sys.executable, "-S", "-c", code],
                          capture_output=True, text=True)  # fmt: skip
     assert out.stdout.strip().startswith(str(REPO / "src" / "dqmflow")), out.stderr
+
+
+# ---------------------------------------------------------------- startup checks (issue 8, items 5, 8, 9, 10)
+
+
+def _schema() -> str:
+    return str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def test_nested_command_line_overrides_are_converted() -> None:
+    from dqmflow.configcheck import check_config
+
+    # what snakemake --config fetch='{runs_per_batch: 100}' retrain=True hands over (BaseLoader: strings)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["fetch"] = {"runs_per_batch": "100", "on_error": "skip"}
+    config["assessment"]["efficiencies"] = ["0.5", "0.9"]
+    check_config(config, _schema())
+    assert config["fetch"] == {"runs_per_batch": 100, "on_error": "skip", "retries": 3, "reuse_shards": True,
+                               "max_host_failures": 3}  # fmt: skip
+    assert config["assessment"]["efficiencies"] == [0.5, 0.9]
+
+
+def test_a_misspelled_key_gives_one_line_with_the_allowed_keys() -> None:
+    from dqmflow.configcheck import ConfigError, check_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["contnets"] = config.pop("contents")
+    with pytest.raises(ConfigError) as err:
+        check_config(config, _schema())
+    message = str(err.value)
+    assert "'contnets' was unexpected" in message and "Allowed keys: algorithms, assessment, contents" in message
+    assert len(message.splitlines()) <= 3 and len(message) < 600, "no schema dump"
+
+
+def test_subsystem_names_that_cannot_name_jobs_are_refused() -> None:
+    from dqmflow.metadata import MetadataError, parse_contents
+
+    for name in ("CSC Offline", "L1Téléphone"):
+        with pytest.raises(MetadataError, match="may contain only ASCII letters"):
+            parse_contents({name: ["/Run summary/x"]}, "c.json")
+
+
+def test_algorithm_checks_run_at_startup_and_name_the_file(tmp_path) -> None:
+    from dqmflow.algorithms.base import ConfigError
+    from dqmflow.plan import load_algorithms
+
+    fixed = tmp_path / "ks_fixed.yaml"
+    fixed.write_text("algorithm: ks\nparams: {reference: fixed_run}\n")
+    with pytest.raises(ConfigError, match=rf"{fixed}: ks: reference: fixed_run needs reference_run"):
+        load_algorithms([str(fixed)])
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("algorithm: kss\n")
+    with pytest.raises(ConfigError, match=rf"^{typo}: unknown algorithm 'kss'"):
+        load_algorithms([str(typo)])
+
+
+@pytest.mark.slow
+def test_snakemake_startup_errors_are_short_and_overrides_work(tmp_path) -> None:
+    import json
+
+    def run(*config: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+               "--directory", str(tmp_path), "--cores", "1", "--dry-run", "--config", *config]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={"CONDOR_CONFIG": "/dev/null",
+                              "PATH": "/usr/bin:/bin"}, timeout=300)  # fmt: skip
+        proc.stderr += proc.stdout
+        return proc
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text((REPO / "config" / "config.yaml").read_text())
+    contents, datasets = str(REPO / "config/demo/contents.json"), str(REPO / "config/demo/datasets.json")
+    algos = f"algorithms=[{REPO / 'config/algorithms/pca_2.yaml'}]"
+    ok = run(f"contents={contents}", f"datasets={datasets}", algos, "fetch={runs_per_batch: 100}")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    typo = run(f"contnets={contents}", f"datasets={datasets}", algos)
+    assert typo.returncode != 0 and "'contnets' was unexpected" in typo.stderr and "Allowed keys:" in typo.stderr
+    assert "$schema" not in typo.stderr and len(typo.stderr.splitlines()) < 40, "no schema dump"
+    spaced = tmp_path / "spaced.json"
+    spaced.write_text(json.dumps({"CSC Offline": ["/Run summary/x"]}))
+    bad = run(f"contents={spaced}", f"datasets={datasets}", algos)
+    assert bad.returncode != 0 and "'CSC Offline' may contain only ASCII letters" in bad.stderr
+    fixed = tmp_path / "ks_fixed.yaml"
+    fixed.write_text("algorithm: ks\nparams: {reference: fixed_run}\n")
+    bad = run(f"contents={contents}", f"datasets={datasets}", f"algorithms=[{fixed}]")
+    assert bad.returncode != 0 and f"{fixed}: ks: reference: fixed_run needs reference_run" in bad.stderr

@@ -28,6 +28,7 @@ from dqmflow.metadata import Datasets
 
 __all__ = [
     "CATALOG_COLUMNS",
+    "DiscoveryError",
     "DqmFile",
     "Selection",
     "batch_of",
@@ -162,11 +163,39 @@ def _walk_remote(url: str) -> Iterator[tuple[str, int, float]]:
             yield full, int(info.get("size", -1)), float(info.get("mtime", -1) or -1)
 
 
-def list_source(source: str, primary_dataset: str, year: int) -> list[DqmFile]:
-    """All DQM files of ``primary_dataset`` and ``year`` below ``source`` (sorted by run, path)."""
+class DiscoveryError(OSError):
+    """A ``root://`` source could not be listed after retries (the message names the URL)."""
+
+
+def _list_remote(url: str, retries: int, backoff: float) -> list[tuple[str, int, float]]:
+    """Every ``.root`` file below ``url``, retried with exponential backoff like fetching."""
+    attempt = 0
+    while True:
+        try:
+            return list(_walk_remote(url))
+        except (OSError, TimeoutError) as err:
+            if attempt >= retries:
+                raise DiscoveryError(
+                    f"cannot list {url} after {attempt + 1} attempt(s): {type(err).__name__}: {err}"
+                ) from err
+            wait = backoff * 2**attempt
+            progress_log.warning("discover: %s listing %s; retry %d/%d in %.1f s", err, url, attempt + 1, retries, wait)
+            time.sleep(wait)
+            attempt += 1
+
+
+def list_source(
+    source: str, primary_dataset: str, year: int, *, retries: int = 3, backoff: float = 2.0
+) -> list[DqmFile]:
+    """All DQM files of ``primary_dataset`` and ``year`` below ``source`` (sorted by run, path).
+
+    Listing a ``root://`` source is retried ``retries`` times with exponential backoff; then
+    :class:`DiscoveryError` names the URL.
+    """
+    found: Iterable[tuple[str, int, float]]
     if is_remote(source):
         top = f"{source.rstrip('/')}/Run{year}/{primary_dataset}"
-        found = _walk_remote(top)
+        found = _list_remote(top, retries, backoff)
     else:
         found = _walk_local(Path(source) / f"Run{year}" / primary_dataset)
     files = []

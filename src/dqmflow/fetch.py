@@ -11,6 +11,20 @@ silently lost: a file that cannot be read gets a ``file_error`` row and no shard
 Shards are reused when the file's signature (path, size, mtime) and the requested histograms are
 unchanged, so re-running a batch after runs were added reads only the new files. Shards written
 before axis titles were stored (no ``x_title``/``y_title`` columns) still read, with ``""`` titles.
+
+A manifest is written to a temporary file and renamed, and ends with a footer line holding its
+row count (``# dqmflow manifest complete: N rows``): :func:`read_manifest` refuses a manifest
+without it (a copy torn by a kill, or written by hand), so a merge never takes a partial batch for
+a whole one.
+
+**Dead servers.** After ``max_host_failures`` consecutive connection failures to one XRootD host
+(each already retried with backoff), the remaining files of that host are recorded as
+``file_error`` (server unreachable) without being tried, and :class:`HostUnreachable` is raised
+after the manifest is written, unless ``on_error='skip'``.
+
+**A file that becomes unreadable** after its run was fetched keeps its last good shard: the run
+stays in the table with the histograms read before, and the manifest gets a ``stale`` row naming
+the error (see the README, "Resuming after a failure").
 """
 
 from __future__ import annotations
@@ -18,6 +32,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,8 +50,8 @@ from dqmflow.names import HistogramName
 from dqmflow.rootio import Histogram, read_file
 
 __all__ = [
-    "MANIFEST_COLUMNS", "FetchError", "binning_hash", "fetch_batch", "read_manifest", "read_shard", "read_shard_titles",
-    "shard_path",
+    "MANIFEST_COLUMNS", "FetchError", "HostUnreachable", "IncompleteManifestError", "binning_hash", "fetch_batch",
+    "host_of", "manifest_is_complete", "read_manifest", "read_shard", "read_shard_titles", "shard_path",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -61,8 +77,38 @@ SHARD_SCHEMA = pa.schema(
 _TITLE_COLUMNS = ("x_title", "y_title")
 
 
+MANIFEST_FOOTER = "# dqmflow manifest complete: {n} rows"
+_FOOTER = re.compile(r"^# dqmflow manifest complete: (\d+) rows$")
+ON_ERROR = ("auto", "skip", "fail")
+
+
 class FetchError(RuntimeError):
     """Raised when ``on_error='fail'`` and a file cannot be read."""
+
+
+class HostUnreachable(FetchError):
+    """Raised (unless ``on_error='skip'``) when the circuit breaker gave up on a server."""
+
+
+class IncompleteManifestError(ValueError):
+    """A manifest lacks its footer or has another number of rows than the footer says."""
+
+
+def host_of(path: str) -> str:
+    """``host[:port]`` of a ``root://`` URL, ``""`` for a local path."""
+    if not is_remote(path):
+        return ""
+    return path[len("root://") :].split("/", 1)[0]
+
+
+def is_connection_error(err: BaseException) -> bool:
+    """Does ``err`` say the server could not be reached (as opposed to a bad or missing file)?"""
+    if isinstance(err, ConnectionError | TimeoutError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, OSError) and any(
+        word in text for word in ("connection", "socket", "operation expired", "timed out", "unreachable")
+    )
 
 
 def binning_hash(hist: Histogram) -> str:
@@ -215,12 +261,13 @@ def _manifest_row(item: DqmFile, column: str, status: str, problem: str, hist: H
 
 def _fetch_one(
     item: DqmFile, histograms: Sequence[HistogramName], shard: Path, signature_key: str, retries: int, backoff: float
-) -> list[dict]:
+) -> tuple[list[dict], Exception | None]:
+    """The manifest rows of one file (and its shard written), or one ``file_error`` row and the error."""
     keys = {h.column: h.in_file(item.run) for h in histograms}
     try:
         found, problems = _read_with_retries(item, keys, retries, backoff)
     except Exception as err:
-        return [_manifest_row(item, "", "file_error", f"cannot read file: {type(err).__name__}: {err}")]
+        return [_manifest_row(item, "", "file_error", f"cannot read file: {type(err).__name__}: {err}")], err
     rows = []
     for hist in histograms:
         column = hist.column
@@ -239,7 +286,24 @@ def _fetch_one(
     tmp = shard.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp)
     tmp.replace(shard)
-    return rows
+    return rows, None
+
+
+def _stale_rows(shard: Path, item: DqmFile, error: str) -> list[dict] | None:
+    """Manifest rows of the last good shard of ``item``'s run (read from an older file signature),
+    with a ``stale`` row saying why it is kept; ``None`` if there is no readable shard."""
+    if not shard.exists():
+        return None
+    try:
+        meta = pq.read_schema(shard).metadata or {}
+        rows: list[dict] = json.loads(meta[b"manifest"])
+        source = meta.get(b"source", b"").decode()
+    except Exception:
+        return None
+    if not rows or rows[0]["status"] == "file_error":
+        return None
+    note = _manifest_row(item, "", "stale", f"{error}; kept the shard read before from {source.split('|')[0]}")
+    return [note, *rows]
 
 
 def fetch_batch(
@@ -249,39 +313,71 @@ def fetch_batch(
     manifest: str | Path,
     *,
     reuse: bool = True,
-    on_error: str = "skip",
+    on_error: str = "auto",
     retries: int = 3,
     backoff: float = 2.0,
     progress_every: float = 10.0,
+    max_host_failures: int = 3,
 ) -> FetchStats:
     """Fetch ``histograms`` from ``files`` into shards below ``shard_dir`` and write ``manifest``.
 
     ``on_error='skip'`` records unreadable files and goes on; ``'fail'`` raises
-    :class:`FetchError` naming the file after writing what was fetched so far.
+    :class:`FetchError` naming the file after writing what was fetched so far; ``'auto'`` (the
+    default) skips unreadable files but raises :class:`HostUnreachable` when the circuit breaker
+    gave up on a server (``max_host_failures`` consecutive connection failures, each after its
+    retries; 0 disables the breaker), after recording every remaining file of that host.
     """
-    if on_error not in ("skip", "fail"):
-        raise ValueError(f"on_error must be 'skip' or 'fail', not {on_error!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, not {on_error!r}")
     shard_dir = Path(shard_dir)
     key = _contents_key(histograms)
     rows: list[dict] = []
     start = last = time.monotonic()
     reused = failed = 0
+    streak: dict[str, int] = {}  # consecutive connection failures per host
+    dead: dict[str, str] = {}  # host -> last error, once the breaker opened
     for done, item in enumerate(sorted(files, key=lambda f: f.run), start=1):
         shard = shard_path(shard_dir, item.run)
+        host = host_of(item.path)
         cached = _reusable(shard, item.signature, key) if reuse else None
         if cached is not None:
             rows.extend(cached)
             reused += 1
+        elif host in dead:
+            failed += 1
+            problem = (
+                f"cannot read file: server unreachable: {host} failed {max_host_failures} consecutive times "
+                f"(last: {dead[host]}); not tried"
+            )
+            rows.extend(_stale_rows(shard, item, problem) or [_manifest_row(item, "", "file_error", problem)])
         else:
-            new = _fetch_one(item, histograms, shard, key, retries, backoff)
-            rows.extend(new)
-            if new[0]["status"] == "file_error":
+            new, error = _fetch_one(item, histograms, shard, key, retries, backoff)
+            if error is None:
+                streak[host] = 0
+                rows.extend(new)
+            else:
                 failed += 1
-                shard.unlink(missing_ok=True)
+                kept = _stale_rows(shard, item, new[0]["problem"])
+                rows.extend(kept or new)
+                if kept is None:
+                    shard.unlink(missing_ok=True)
                 log.error("run %d: %s (%s)", item.run, new[0]["problem"], item.path)
                 if on_error == "fail":
                     _write_manifest(rows, manifest)
                     raise FetchError(f"run {item.run}: {new[0]['problem']} ({item.path})")
+                if host and is_connection_error(error):
+                    streak[host] = streak.get(host, 0) + 1
+                    if max_host_failures and streak[host] >= max_host_failures:
+                        dead[host] = f"{type(error).__name__}: {error}"
+                        progress_log.error(
+                            "fetch %s: %s failed %d consecutive times; its remaining files are recorded as "
+                            "file_error without being tried",
+                            shard_dir,
+                            host,
+                            streak[host],
+                        )
+                else:
+                    streak[host] = 0
         now = time.monotonic()
         if now - last >= progress_every or done == len(files):
             rate = done / max(now - start, 1e-9)
@@ -296,20 +392,63 @@ def fetch_batch(
             )
             last = now
     _write_manifest(rows, manifest)
+    if dead and on_error != "skip":
+        hosts = ", ".join(f"{host} ({error})" for host, error in dead.items())
+        raise HostUnreachable(
+            f"XRootD server unreachable: {hosts}; every remaining file of it is recorded as file_error in {manifest}. "
+            "Check the server (or your grid proxy) and run again: the files fetched so far are reused. "
+            "Set fetch: {on_error: skip} to go on without these runs."
+        )
     return FetchStats(len(files), reused, failed, time.monotonic() - start)
 
 
 def _write_manifest(rows: list[dict], manifest: str | Path) -> None:
+    """Write the manifest atomically (temporary file, then rename) with its footer line."""
     frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    Path(manifest).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(manifest, sep="\t", index=False)
+    frame["problem"] = frame["problem"].astype(str).str.replace(r"\s*[\r\n]+\s*", " ", regex=True)  # one line per row
+    path = Path(manifest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        frame.to_csv(handle, sep="\t", index=False)
+        handle.write(MANIFEST_FOOTER.format(n=len(frame)) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def _footer_rows(path: str | Path) -> tuple[int | None, int]:
+    """(row count in the footer or None, data rows found) of a manifest file."""
+    with open(path, "rb") as handle:
+        lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    match = _FOOTER.match(lines[-1]) if lines else None
+    data = len(lines) - 1 - (1 if match else 0)  # minus the header (and the footer)
+    return (int(match[1]) if match else None), max(data, 0)
+
+
+def manifest_is_complete(path: str | Path) -> bool:
+    """Does ``path`` exist and end with a footer matching its number of rows?"""
+    try:
+        expected, found = _footer_rows(path)
+    except OSError:
+        return False
+    return expected is not None and expected == found
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a manifest; :class:`IncompleteManifestError` if its footer is missing or disagrees."""
+    expected, found = _footer_rows(path)
+    if expected is None or expected != found:
+        what = "has no footer line" if expected is None else f"has {found} rows where its footer says {expected}"
+        raise IncompleteManifestError(
+            f"fetch manifest {path} is incomplete ({what}): it was torn by a kill or written by another tool. "
+            "Delete it and run again: its fetch job reruns and reuses the shards already written."
+        )
     return pd.read_csv(
         path,
         sep="\t",
         dtype={"binning": str, "layout": str, "problem": str, "era": str},
         keep_default_na=False,
         na_values={"entries": [""]},
+        nrows=expected,
     )

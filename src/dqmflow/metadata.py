@@ -15,6 +15,7 @@ With no list at all every run gets -1 (unknown): dqmflow always writes the ``lab
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 BAD, GOOD, UNKNOWN = 1, 0, -1
+#: What a subsystem may be called: it names folders, jobs and Snakemake rules (DQM's are ASCII).
+SUBSYSTEM = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class MetadataError(ValueError):
@@ -60,6 +63,11 @@ def parse_contents(data: Any, source: str = "<contents>") -> list[HistogramName]
     names: list[HistogramName] = []
     seen: set[HistogramName] = set()
     for subsystem, paths in data.items():
+        if not SUBSYSTEM.fullmatch(str(subsystem)):
+            raise MetadataError(
+                f"{source}: subsystem {subsystem!r} may contain only ASCII letters, digits, '_' and '-' "
+                "(it names the DQM folder, the fetch jobs, the shard folders and the model rules)"
+            )
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise MetadataError(f"{source}: subsystem {subsystem!r} must map to a list of paths")
         for path in paths:

@@ -10,18 +10,20 @@ from __future__ import annotations
 import functools
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dqmflow.algorithms.base import AlgorithmConfig, load_configs
+from dqmflow.algorithms.base import Algorithm, AlgorithmConfig, ConfigError, load_config
 from dqmflow.discover import DqmFile, Selection, batch_of, read_catalog, select
+from dqmflow.fetch import manifest_is_complete
 from dqmflow.metadata import Datasets, load_contents, load_datasets
 from dqmflow.names import HistogramName
 from dqmflow.training import candidates_digest, training_key
 
-__all__ = ["DEMO_DIR", "Chunk", "Plan", "export_source_path"]
+__all__ = ["DEMO_DIR", "Chunk", "Plan", "export_source_path", "load_algorithms", "mark_stale_merge"]
 
 DEMO_DIR = "results/demo"
 
@@ -32,6 +34,50 @@ def export_source_path(src: str | Path) -> None:
     current = os.environ.get("PYTHONPATH", "")
     parts = [str(src), *(p for p in current.split(os.pathsep) if p and p != str(src))]
     os.environ["PYTHONPATH"] = os.pathsep.join(parts)
+
+
+def load_algorithms(paths: Sequence[str]) -> dict[str, AlgorithmConfig]:
+    """Load and fully check the algorithm config files at startup.
+
+    Every error names the file: unknown algorithms and keys, bad values, and the checks an
+    algorithm makes when it is built (e.g. ``reference: fixed_run`` without ``reference_run``),
+    which would otherwise only fail at training time.
+    """
+    configs: dict[str, AlgorithmConfig] = {}
+    for path in paths:
+        try:
+            cfg = load_config(path)
+        except ConfigError as err:
+            raise ConfigError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
+        try:
+            cfg.build()
+            if issubclass(cfg.cls, Algorithm):  # per-histogram models are made at fit time: make one now
+                cfg.cls(cfg.params)
+        except Exception as err:
+            raise ConfigError(f"{path}: {cfg.algorithm}: {err}") from None
+        if cfg.tag in configs:
+            raise ConfigError(f"tag {cfg.tag!r} is used by both {configs[cfg.tag].path} and {path}")
+        configs[cfg.tag] = cfg
+    return configs
+
+
+def mark_stale_merge(table: str | Path, manifests: Sequence[str | Path], guard: str | Path) -> list[str]:
+    """Keep ``guard`` (an input of the merge, beside its manifests) newer than the merged ``table``
+    while a manifest is missing or incomplete, and return those manifests.
+
+    Snakemake does not rebuild a missing intermediate file when the files made from it exist, so a
+    manifest deleted or lost after the merge would otherwise never be fetched again. Rewriting the
+    guard (its content names the manifests and the time) makes the merge rerun, and with it the
+    fetch jobs of the missing manifests. The guard is created on first use.
+    """
+    guard, table = Path(guard), Path(table)
+    broken = [str(m) for m in manifests if not manifest_is_complete(m)]
+    stale = bool(broken) and table.exists() and (not guard.exists() or guard.stat().st_mtime <= table.stat().st_mtime)
+    if stale or not guard.exists():
+        guard.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"{time.strftime('%Y-%m-%d %H:%M:%S')} fetch manifests missing or incomplete after a merge:"]
+        guard.write_text("\n".join(lines + broken if stale else ["fetch state guard of the merge"]) + "\n")
+    return broken
 
 
 @functools.lru_cache(maxsize=256)
@@ -80,7 +126,7 @@ class Plan:
             source=config["source"],
             histograms=tuple(load_contents(config["contents"])),
             datasets=load_datasets(config["datasets"]),
-            algorithms=load_configs(list(config["algorithms"])),
+            algorithms=load_algorithms(list(config["algorithms"])),
             runs_per_batch=int(config["fetch"]["runs_per_batch"]),
             histograms_per_job=int(config.get("histograms_per_job", 200)),
             preprocessing=dict(prep),
@@ -188,6 +234,32 @@ class Plan:
     def signatures(selection: Selection) -> dict[int, str]:
         """Each selected run's file signature (path, size, mtime)."""
         return {run: item.signature for run, item in selection.files.items()}
+
+    def empty_message(self, primary_dataset: str) -> str:
+        """The one line said when no file of ``primary_dataset`` was found or selected."""
+        years = ", ".join(str(y) for y in self.years)
+        return (
+            f"no DQM file of {primary_dataset} {years} under {self.source_location} matches the datasets file "
+            f"(expected <source>/Run<YEAR>/{primary_dataset}/R000NNNNxx/DQM_V<VVVV>_R000<run>__{primary_dataset}__"
+            "Run<YEAR><ERA>-<processing>__DQMIO.root, with a production of the datasets file in the name)"
+        )
+
+    def unmatched_labels(self, selection: Selection) -> list[dict[str, Any]]:
+        """Fetch-report rows for runs listed in ``bad_runs`` or ``good_runs`` that no selected file has."""
+        rows = []
+        for sel in self.datasets.years:
+            for kind, runs in (("bad_runs", sel.bad_runs), ("good_runs", sel.good_runs)):
+                rows += [
+                    {
+                        "run_number": run,
+                        "file": "",
+                        "histogram": "",
+                        "status": "label_no_file",
+                        "problem": f"run {run} is listed in {kind} of year {sel.year} but no selected file has it",
+                    }
+                    for run in sorted(set(runs) - set(selection.files))
+                ]
+        return rows
 
     @staticmethod
     def selection_problems(selection: Selection) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
 
 # The package lives in src/: make it importable here and in every job, also in per-rule conda
 # environments (which hold only the dependencies) and on batch nodes.
@@ -10,14 +10,21 @@ from dqmflow.plan import export_source_path
 
 export_source_path(Path(workflow.basedir).parent / "src")
 
+from dqmflow.configcheck import check_config
 from dqmflow.names import SLUG_PATTERN, HistogramName
-from dqmflow.plan import DEMO_DIR, Plan
+from dqmflow.params import Untracked, digest
+from dqmflow.plan import DEMO_DIR, Plan, mark_stale_merge
 from dqmflow.training import read_training_record
 
-
-validate(config, "../schemas/config.schema.yaml")
-
-PLAN = Plan.from_config(config)
+# Every check that can be made on the config runs here, at startup: the schema (with nested
+# command-line overrides converted), the contents and datasets files, every algorithm config.
+try:
+    check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+    PLAN = Plan.from_config(config)
+except ValueError as err:  # ConfigError, MetadataError: one short message, no schema dump
+    raise WorkflowError(str(err)) from None
+# Primary datasets without any selected file (found after discovery): left out, said at the end.
+EMPTY = set()
 ENV = "../envs/dqmflow.yaml"
 # What score jobs store for the figures: only these assessment settings reach them, so that
 # changing how runs are assessed never reruns scoring.
@@ -55,11 +62,20 @@ def fetch_checkpoints(wildcards):
 
 
 def batch_files(wildcards):
-    return PLAN.batch_files(selection(wildcards.pd), wildcards.batch)
+    """The files a fetch job reads: not recorded by Snakemake (see batch_key)."""
+    return Untracked(PLAN.batch_files(selection(wildcards.pd), wildcards.batch))
 
 
-def manifests(wildcards):
-    batches = PLAN.batches(selection(wildcards.pd))
+def batch_key(wildcards):
+    """A digest of batch_files: reruns the fetch job when its files change, in one short line."""
+    return digest(PLAN.batch_files(selection(wildcards.pd), wildcards.batch))
+
+
+def manifest_files(wildcards):
+    chosen = selection(wildcards.pd)
+    if not chosen.files:
+        raise WorkflowError(PLAN.empty_message(wildcards.pd))
+    batches = PLAN.batches(chosen)
     return [
         f"results/{wildcards.pd}/shards/{subsystem}/{batch}.tsv"
         for subsystem in PLAN.subsystems
@@ -67,16 +83,29 @@ def manifests(wildcards):
     ]
 
 
-def labels(wildcards):
-    return PLAN.labels(selection(wildcards.pd))
+def merge_inputs(wildcards):
+    """The manifests, and a guard rewritten while one of them is missing or incomplete after a
+    merge (dqmflow.plan.mark_stale_merge), so that the merge and those fetch jobs rerun."""
+    paths = manifest_files(wildcards)
+    guard = f"results/{wildcards.pd}/shards/fetch_state.txt"
+    mark_stale_merge(f"results/{wildcards.pd}/histograms.parquet", paths, guard)
+    return {"manifests": paths, "guard": guard}
 
 
-def signatures(wildcards):
-    return PLAN.signatures(selection(wildcards.pd))
+def merge_selection(wildcards):
+    """Labels, file signatures and selection problems of the merge: not recorded (see selection_key)."""
+    chosen = selection(wildcards.pd)
+    return Untracked(
+        {
+            "labels": PLAN.labels(chosen),
+            "signatures": PLAN.signatures(chosen),
+            "problems": PLAN.selection_problems(chosen) + PLAN.unmatched_labels(chosen),
+        }
+    )
 
 
-def selection_problems(wildcards):
-    return PLAN.selection_problems(selection(wildcards.pd))
+def selection_key(wildcards):
+    return digest(merge_selection(wildcards).value)
 
 
 def algorithm_file(wildcards):
@@ -192,8 +221,15 @@ def chunk_plot_dirs(wildcards):
 
 
 def all_outputs():
+    """Every primary dataset's table, scores, verdicts and web page. A primary dataset whose
+    catalogs are known and select no file is left out (and named at the end); on the run that
+    discovers it, the merge's input function stops the run right after discovery."""
     outputs = []
     for pd in PLAN.primary_datasets:
+        catalogs = [f"results/{pd}/catalog/{year}.tsv" for year in PLAN.years]
+        if all(Path(c).exists() for c in catalogs) and not PLAN.selection(catalogs).files:
+            EMPTY.add(pd)
+            continue
         outputs += [
             f"results/{pd}/histograms.parquet",
             f"results/{pd}/scores.parquet",
@@ -201,3 +237,15 @@ def all_outputs():
             f"results/{pd}/site",
         ]
     return outputs
+
+
+def finish(ok):
+    """The end-of-run summary (onsuccess/onerror); exits non-zero when a primary dataset had no file."""
+    from dqmflow.runsummary import summarize
+
+    for line in summarize(".", PLAN.primary_datasets, EMPTY):
+        logger.warning(line)
+    if ok and EMPTY:
+        for pd in sorted(EMPTY):
+            logger.error(f"ERROR: {PLAN.empty_message(pd)}")
+        raise SystemExit(1)

@@ -21,6 +21,7 @@ checkpoint discover:
         catalog="results/{pd}/catalog/{year}.tsv",
     params:
         source=PLAN.source_location,
+        retries=config["fetch"]["retries"],
     log:
         "logs/{pd}/discover/{year}.log",
     benchmark:
@@ -38,6 +39,7 @@ rule fetch:
         manifest="results/{pd}/shards/{subsystem}/{batch}.tsv",
     params:
         files=batch_files,
+        files_key=batch_key,
         histograms=lambda wildcards: PLAN.columns(wildcards.subsystem),
         settings=config["fetch"],
     log:
@@ -55,7 +57,7 @@ rule fetch:
 
 rule merge:
     input:
-        manifests=manifests,
+        unpack(merge_inputs),
     output:
         table="results/{pd}/histograms.parquet",
         report=report(
@@ -69,9 +71,8 @@ rule merge:
     params:
         histograms=[h.column for h in PLAN.histograms],
         subsystems=PLAN.subsystems,
-        labels=labels,
-        signatures=signatures,
-        problems=selection_problems,
+        selection=merge_selection,
+        selection_key=selection_key,
     log:
         "logs/{pd}/merge.log",
     benchmark:

@@ -5,7 +5,7 @@ from dqmflow.scriptlog import setup
 
 log = setup(snakemake)
 pd, year = snakemake.wildcards.pd, int(snakemake.wildcards.year)
-files = list_source(snakemake.params.source, pd, year)
+files = list_source(snakemake.params.source, pd, year, retries=snakemake.params.retries)
 write_catalog(files, snakemake.output.catalog)
 log.info("%d files of %s %d found under %s", len(files), pd, year, snakemake.params.source)
 if not files:

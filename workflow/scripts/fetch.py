@@ -11,13 +11,14 @@ log = setup(snakemake)
 settings = snakemake.params.settings
 manifest = Path(snakemake.output.manifest)
 stats = fetch_batch(
-    [DqmFile(**f) for f in snakemake.params.files],
+    [DqmFile(**f) for f in snakemake.params.files.value],
     [HistogramName.from_column(c) for c in snakemake.params.histograms],
     shard_dir=manifest.with_suffix(""),
     manifest=manifest,
     reuse=settings["reuse_shards"],
     on_error=settings["on_error"],
     retries=settings["retries"],
+    max_host_failures=settings["max_host_failures"],
 )
 log.info(
     "%d files: %d read, %d reused, %d failed in %.1f s",

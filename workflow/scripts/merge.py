@@ -8,19 +8,20 @@ from dqmflow.names import HistogramName
 from dqmflow.scriptlog import setup
 
 log = setup(snakemake)
+selection = snakemake.params.selection.value
 by_subsystem = defaultdict(list)
 for path in snakemake.input.manifests:
     by_subsystem[Path(path).parent.name].append(path)
 report = merge(
     by_subsystem,
     [HistogramName.from_column(c) for c in snakemake.params.histograms],
-    {int(run): label for run, label in snakemake.params.labels.items()},
+    {int(run): label for run, label in selection["labels"].items()},
     snakemake.output.table,
     snakemake.output.report,
-    extra_problems=snakemake.params.problems,
+    extra_problems=selection["problems"],
     storage=dict(zip(snakemake.params.subsystems, snakemake.output.storage, strict=True)),
     entries=snakemake.output.entries,
-    signatures={int(run): signature for run, signature in snakemake.params.signatures.items()},
+    signatures={int(run): signature for run, signature in selection["signatures"].items()},
 )
 for status, count in report["status"].value_counts().items():
     log.warning("%d fetch report rows with status %s (see %s)", count, status, snakemake.output.report)

@@ -1,0 +1,100 @@
+"""The short summary every workflow run ends with, on the terminal.
+
+It reads what the jobs wrote (``results/<PD>/fetch_report.tsv``, ``entries.parquet``, the merged
+table's metadata, every ``models/<ALGO>/<HIST>/model.json`` and ``verdicts.csv``) and says, per
+primary dataset: runs in the table, files that could not be read, histograms never found, models
+that failed (and configs whose every model failed), and where the web page and the verdicts are.
+Failures that used to be only in ``logs/`` are named here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+__all__ = ["summarize"]
+
+
+def _fetch_lines(pd_dir: Path) -> list[str]:
+    lines = []
+    entries = pd_dir / "entries.parquet"
+    if entries.exists():
+        table = pq.read_table(entries, columns=["run_number", "readable"]).to_pandas()
+        unread = int((~table["readable"]).sum())
+        lines.append(f"runs fetched: {len(table) - unread} of {len(table)}")
+    report = pd_dir / "fetch_report.tsv"
+    if report.exists():
+        rows = pd.read_csv(report, sep="\t", keep_default_na=False, dtype=str)
+        failed = rows[rows["status"] == "file_error"]
+        if len(failed):
+            hosts = Counter(
+                f.split("//")[1].split("/")[0] if f.startswith("root://") else "local" for f in failed["file"]
+            )
+            lines.append(
+                f"FAILED FILES: {failed['file'].nunique()} could not be read, their runs are missing "
+                f"({', '.join(f'{h}: {n}' for h, n in hosts.items())}); see {report}"
+            )
+        counts = rows["status"].value_counts()
+        other = {s: int(n) for s, n in counts.items() if s != "file_error"}
+        if other:
+            lines.append(f"fetch report {report}: " + ", ".join(f"{n} {s}" for s, n in sorted(other.items())))
+    table = pd_dir / "histograms.parquet"
+    if table.exists():
+        meta = json.loads((pq.read_schema(table).metadata or {}).get(b"dqmflow", b"{}"))
+        never = list(meta.get("never_read", []))
+        if never:
+            lines.append(f"HISTOGRAMS NEVER FOUND in any file ({len(never)}): " + "; ".join(never))
+    return lines
+
+
+def _model_lines(pd_dir: Path) -> list[str]:
+    lines: list[str] = []
+    models = pd_dir / "models"
+    if not models.is_dir():
+        return lines
+    for algo in sorted(p for p in models.iterdir() if p.is_dir()):
+        statuses: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for info in algo.glob("*/model.json"):
+            data = json.loads(info.read_text(encoding="utf-8"))
+            status = str(data.get("status", "?"))
+            statuses[status] += 1
+            if status != "trained":
+                reasons[str(data.get("error", ""))[:160]] += 1
+        failed = sum(n for s, n in statuses.items() if s != "trained")
+        if not failed:
+            continue
+        total = sum(statuses.values())
+        head = "EVERY MODEL FAILED" if failed == total else "models failed"
+        why = "; ".join(f"{r} (x{n})" for r, n in reasons.most_common(2))
+        lines.append(f"{head} for {algo.name}: {failed} of {total} ({why})")
+    return lines
+
+
+def summarize(workdir: str | Path, primary_datasets: Sequence[str], empty: Iterable[str] = ()) -> list[str]:
+    """The end-of-run summary lines for ``primary_datasets`` below ``workdir``; ``empty`` names the
+    primary datasets without any selected file (said first)."""
+    workdir = Path(workdir)
+    empty = set(empty)
+    lines = ["dqmflow summary:"]
+    for pd_name in primary_datasets:
+        pd_dir = workdir / "results" / pd_name
+        if pd_name in empty:
+            lines.append(f"  {pd_name}: NO FILE: nothing was fetched or assessed (see the line below)")
+            continue
+        body = _fetch_lines(pd_dir) + _model_lines(pd_dir)
+        site, verdicts = pd_dir / "site" / "index.html", pd_dir / "verdicts.csv"
+        if verdicts.exists():
+            flagged = int(pd.read_csv(verdicts, usecols=["flagged"])["flagged"].astype(bool).sum())
+            body.append(f"{flagged} runs flagged: {verdicts}")
+        if site.exists():
+            body.append(f"web page: {site}")
+        lines.append(f"  {pd_name}:")
+        lines += [f"    {line}" for line in body]
+    lines.append("  report: snakemake --report report.zip (or make report)")
+    return lines
