@@ -19,6 +19,7 @@ import os
 import re
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -590,3 +591,30 @@ def test_gpu_variant_requests_a_gpu_for_autoencoder_training_only(condor_run: Co
     assert jobs["ae_fast"].description["+JobFlavour"] == '"espresso"'
     assert jobs["pca_2"].description["request_gpus"] == "0"
     assert all(job.returncode == 0 for job in jobs.values())
+
+
+def test_batch_jobs_that_read_root_need_a_proxy_file(tmp_path: Path) -> None:
+    from dqmflow.plan import check_grid_proxy
+
+    source = "root://eoscms.cern.ch//eos/cms/store/group/comm_dqm/DQMGUI_data"
+    with pytest.raises(ValueError, match=r"X509_USER_PROXY is not set.*voms-proxy-init"):
+        check_grid_proxy(source, "htcondor", {})
+    with pytest.raises(ValueError, match="is not a file"):
+        check_grid_proxy(source, "htcondor", {"X509_USER_PROXY": str(tmp_path / "nope")})
+    (tmp_path / "x509up").write_text("proxy")
+    check_grid_proxy(source, "htcondor", {"X509_USER_PROXY": str(tmp_path / "x509up")})
+    check_grid_proxy(source, "local", {})  # a local run finds the default proxy itself
+    check_grid_proxy("/eos/cms/store", "htcondor", {})  # a FUSE path needs none
+
+
+def test_snakemake_refuses_to_submit_without_a_proxy(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    env = {k: v for k, v in os.environ.items() if k != "X509_USER_PROXY"} | {"CONDOR_CONFIG": "/dev/null"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
+         str(tmp_path), "--executor", "htcondor", "--jobs", "1", "--config", "source=root://eos.example.ch//eos/x"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "X509_USER_PROXY is not set" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists(), "nothing was submitted"

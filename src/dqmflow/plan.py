@@ -23,7 +23,7 @@ from dqmflow.metadata import Datasets, load_contents, load_datasets
 from dqmflow.names import HistogramName
 from dqmflow.training import candidates_digest, training_key
 
-__all__ = ["DEMO_DIR", "Chunk", "Plan", "export_source_path", "load_algorithms", "mark_stale_merge"]
+__all__ = ["DEMO_DIR", "Chunk", "Plan", "check_grid_proxy", "export_source_path", "load_algorithms", "mark_stale_merge"]
 
 DEMO_DIR = "results/demo"
 
@@ -34,6 +34,28 @@ def export_source_path(src: str | Path) -> None:
     current = os.environ.get("PYTHONPATH", "")
     parts = [str(src), *(p for p in current.split(os.pathsep) if p and p != str(src))]
     os.environ["PYTHONPATH"] = os.pathsep.join(parts)
+
+
+#: Executors whose jobs run on other machines: a root:// source needs a grid proxy file they can read.
+BATCH_EXECUTORS = ("htcondor", "slurm", "lsf")
+
+
+def check_grid_proxy(source: str, executor: str, environ: Mapping[str, str]) -> None:
+    """Refuse to submit batch jobs that read ``root://`` without a grid proxy they can find.
+
+    Local runs are not checked (a local XRootD server needs no proxy; the client finds the
+    default one). On a batch system, ``X509_USER_PROXY`` must name a proxy file on a shared file
+    system (AFS), which the job environment passes on (README: Running on lxplus)."""
+    if not source.startswith("root://") or executor not in BATCH_EXECUTORS:
+        return
+    proxy = environ.get("X509_USER_PROXY", "")
+    if not proxy or not Path(proxy).is_file():
+        where = f"X509_USER_PROXY={proxy} is not a file" if proxy else "X509_USER_PROXY is not set"
+        raise ValueError(
+            f"the source {source} is read over XRootD by {executor} jobs on other machines, but {where}. "
+            "Create a proxy on AFS and export it: voms-proxy-init --voms cms --valid 168:00 "
+            "--out ~/private/x509up && export X509_USER_PROXY=~/private/x509up"
+        )
 
 
 def load_algorithms(paths: Sequence[str]) -> dict[str, AlgorithmConfig]:

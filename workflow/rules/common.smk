@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ export_source_path(Path(workflow.basedir).parent / "src")
 from dqmflow.configcheck import check_config
 from dqmflow.names import SLUG_PATTERN, HistogramName
 from dqmflow.params import Untracked, digest
-from dqmflow.plan import DEMO_DIR, Plan, mark_stale_merge
+from dqmflow.plan import DEMO_DIR, Plan, check_grid_proxy, mark_stale_merge
 from dqmflow.training import read_training_record
 
 # Every check that can be made on the config runs here, at startup: the schema (with nested
@@ -42,6 +43,15 @@ wildcard_constraints:
     algo=r"[A-Za-z0-9_-]+",
     hist=SLUG_PATTERN,
     chunk=r"[A-Za-z0-9_-]+-\d+",
+
+
+def check_start():
+    """Checks that need the executor (known only when jobs start): a grid proxy for batch jobs
+    that read root://."""
+    try:
+        check_grid_proxy(PLAN.source_location, getattr(workflow.executor_plugin, "name", "") or "", os.environ)
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
 
 
 def discover_input(wildcards):
