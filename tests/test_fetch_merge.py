@@ -13,7 +13,7 @@ import uproot
 from dqmflow.demo import PD, plan_runs
 from dqmflow.discover import list_source, select
 from dqmflow.fetch import FetchError, fetch_batch, read_manifest, read_shard, read_shard_titles, shard_path
-from dqmflow.merge import merge, read_histogram_metadata
+from dqmflow.merge import BINNING_RULE, merge, read_histogram_metadata, reference_binning
 from dqmflow.metadata import parse_datasets
 from dqmflow.names import HistogramName
 from dqmflow.preprocess import load_batch
@@ -292,8 +292,12 @@ def test_every_kind_of_bad_input_is_reported_and_nothing_shifts(tmp_path: Path) 
         return problems[(run, column, status)]
 
     assert "TProfile" in problem(300101, h, "wrong_type")
-    assert "TH2F[10x3] where most runs have TH1F[10]" in problem(300102, h, "wrong_type")
-    assert "TH1F[20] vs TH1F[10]" in problem(300103, h, "binning_mismatch")
+    assert "TH2F[10x3] (1 of 11 runs) where the kept binning is TH1F[10] (held by 9 of 11 runs" in problem(
+        300102, h, "wrong_type"
+    )
+    assert "binning TH1F[20] (1 of 11 runs) differs from the kept binning TH1F[10]" in problem(
+        300103, h, "binning_mismatch"
+    )
     assert "no entries" in problem(300104, h, "empty")
     assert "no object" in problem(300105, h, "missing")
     assert "not a ROOT file" in problem(300106, "", "file_error") or "cannot read file" in problem(
@@ -341,3 +345,108 @@ def test_shards_without_axis_title_columns_still_read_and_merge(tmp_path: Path) 
     old_info = HistogramInfo.from_dict({"shape": [3, 2], "edges": [[0, 1, 2, 3], [0, 1, 2]]})
     assert old_info.axis_titles == ("", "")
     assert HistogramInfo.from_dict(HistogramInfo((4,), (np.arange(5.0),), ("BX",)).as_dict()).axis_titles == ("BX",)
+
+
+# ---------------------------------------------------------------- item 7 of issue 8: stated rules
+
+
+def _binning_split(root: Path, first: list[int], second: list[int]) -> None:
+    """Runs ``first`` hold h with 10 bins, runs ``second`` with 20; g (10 bins) is in every run."""
+    for runs, bins in ((first, 10), (second, 20)):
+        for run in runs:
+            _write(_dqm_path(root, run), run, {
+                "S/Run summary/h": to_th1f("h", np.full(bins, float(run % 100)), np.arange(bins + 1.0)),
+                "S/Run summary/g": to_th1f("g", np.full(10, 1.0 + run % 100), np.arange(11.0)),
+            })  # fmt: skip
+
+
+def _split_datasets(runs: list[int]) -> dict:
+    return {"primary_datasets": ["PD"], "years": {"2017": {"productions": ["UL2017"], "runs": [str(r) for r in runs]}}}
+
+
+@pytest.mark.parametrize("latest_has", [10, 20])
+def test_a_50_50_binning_split_keeps_the_latest_runs_binning_and_says_the_rule(tmp_path: Path, latest_has: int) -> None:
+    """At equal counts the binning of the latest run wins, whichever order the files come in, and
+    the report row and the log state that rule (never "most runs" at a tie)."""
+    early, late = [300001, 300002, 300003], [300004, 300005, 300006]
+    first, second = (early, late) if latest_has == 20 else (late, early)
+    root = tmp_path / "DQMGUI_data"
+    _binning_split(root, first, second)
+    h, g = HistogramName("S", "/Run summary/h"), HistogramName("S", "/Run summary/g")
+    table, report, _ = fetch_and_merge(root, tmp_path / "work", [h, g], _split_datasets(early + late))
+    frame = pd.read_parquet(table).set_index("run_number")
+    kept = late  # the runs holding the latest run's binning
+    nulled = early
+    for run in kept:
+        assert len(frame.loc[run, h.column]) == latest_has
+    for run in nulled:
+        assert frame.loc[run, h.column] is None
+        assert frame.loc[run, g.column] is not None  # only the odd histogram is left out
+    assert read_histogram_metadata(table)["histograms"][h.column]["shape"] == [latest_has]
+    rows = report[report["status"] == "binning_mismatch"]
+    assert set(rows["run_number"]) == set(nulled) and set(rows["histogram"]) == {h.column}
+    other = 30 - latest_has
+    for text in rows["problem"]:
+        assert "most runs have" not in text
+        assert f"binning TH1F[{other}] (3 of 6 runs) differs from the kept binning TH1F[{latest_has}]" in text
+        assert "(held by 3 of 6 runs, latest 300006)" in text
+        assert text.endswith(f"rule: {BINNING_RULE}")
+    written = pd.read_csv(tmp_path / "work" / "fetch_report.tsv", sep="\t", keep_default_na=False)
+    assert (written["problem"].str.contains("at equal counts, the binning of the latest run")).sum() == 3
+
+
+def test_the_binning_of_most_runs_wins_over_a_late_odd_run(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Counts first: one odd latest run does not null the others; the log line names both binnings."""
+    root = tmp_path / "DQMGUI_data"
+    _binning_split(root, [300001, 300002, 300003], [300009])
+    h = HistogramName("S", "/Run summary/h")
+    with caplog.at_level("WARNING", logger="dqmflow.merge"):
+        table, report, _ = fetch_and_merge(
+            root, tmp_path / "work", [h], _split_datasets([300001, 300002, 300003, 300009])
+        )
+    frame = pd.read_parquet(table).set_index("run_number")
+    assert frame[h.column].notna().tolist() == [True, True, True, False]
+    (row,) = report[report["status"] == "binning_mismatch"].itertuples()
+    assert row.run_number == 300009 and "held by 3 of 4 runs, latest 300003" in row.problem
+    assert any(
+        "has 2 binnings: kept TH1F[10] (held by 3 of 4 runs, latest 300003); left out (null) TH1F[20] in 1 runs" in m
+        and BINNING_RULE in m
+        for m in caplog.messages
+    )
+
+
+def test_reference_binning_is_independent_of_row_order() -> None:
+    rows = pd.DataFrame({"binning": ["a", "b", "a", "b"], "run_number": [4, 1, 2, 3]})
+    assert reference_binning(rows) == "a" == reference_binning(rows.iloc[::-1])
+    assert reference_binning(pd.DataFrame({"binning": ["a", "b", "b"], "run_number": [9, 1, 2]})) == "b"
+
+
+def test_a_tprofile_in_every_run_is_reported_as_not_a_th1(tmp_path: Path) -> None:
+    """A histogram that every run holds as a TProfile is "not a TH1/TH2 in any file (found
+    TProfile)", in the table's metadata, the merge log and the end-of-run summary; a path found in
+    no file still says to check the contents file."""
+    from dqmflow.runsummary import summarize
+
+    root = tmp_path / "DQMGUI_data"
+    runs = [300001, 300002, 300003]
+    for run in runs:
+        _write(_dqm_path(root, run), run, {
+            "S/Run summary/prof": _profile("prof", 10),
+            "S/Run summary/h": to_th1f("h", np.full(10, 5.0), np.arange(11.0)),
+        })  # fmt: skip
+    prof, h, typo = (HistogramName("S", f"/Run summary/{x}") for x in ("prof", "h", "hh"))
+    work = tmp_path / "results" / "PD"
+    table, report, _ = fetch_and_merge(root, work, [prof, h, typo], _split_datasets(runs))
+    frame = pd.read_parquet(table)
+    assert list(frame["run_number"]) == runs and frame[h.column].notna().all()
+    assert frame[prof.column].isna().all()
+    meta = read_histogram_metadata(table)
+    assert meta["never_read"] == [prof.column, typo.column]
+    reasons = meta["never_read_reasons"]
+    assert reasons[prof.column] == "is not a TH1/TH2 in any file (found TProfile)"
+    assert "contents file" not in reasons[prof.column]
+    assert reasons[typo.column] == "was not found in any file: check its path in the contents file"
+    assert set(report.loc[report["histogram"] == prof.column, "status"]) == {"wrong_type"}
+    summary = "\n".join(summarize(tmp_path, ["PD"]))
+    assert f"{prof.column} is not a TH1/TH2 in any file (found TProfile)" in summary
+    assert f"{typo.column} was not found in any file: check its path in the contents file" in summary

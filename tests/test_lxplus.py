@@ -366,8 +366,8 @@ def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def planned(out: str) -> dict[tuple[str, str], str]:
     """(rule, wildcards) -> resources line of each job in a dry run's output."""
     jobs = {}
-    for block in re.split(r"\n(?=(?:rule|checkpoint|localrule) )", out):
-        if m := re.match(r"(?:rule|checkpoint|localrule) (\w+):", block):
+    for block in re.split(r"\n(?= *(?:rule|checkpoint|localrule) )", out):  # indented: in a group job
+        if m := re.match(r" *(?:rule|checkpoint|localrule) (\w+):", block):
             wildcards = re.search(r"wildcards: (.*)", block)
             resources = re.search(r"resources: (.*)", block)
             jobs[m[1], wildcards[1] if wildcards else ""] = resources[1] if resources else ""
@@ -397,6 +397,10 @@ def test_profiles_plan_model_jobs_by_algorithm_family(condor_run: CondorRun) -> 
     assert "request_memory=4000" in ae_train and "classad_JobFlavour=longlunch" in ae_train
     pca_train = jobs["train_CSC_1", "pd=SingleMuon, algo=pca_2"]
     assert "request_memory=2000" in pca_train and "classad_JobFlavour=espresso" in pca_train
+    for algo, memory in (("pca_2", 2000), ("ae_fast", 4000)):  # grouped: the group's flavour, no MaxRuntime
+        score = jobs["score_CSC_1", f"pd=SingleMuon, algo={algo}"]
+        assert f"request_memory={memory}" in score and "classad_JobFlavour=longlunch" in score
+        assert "classad_MaxRuntime" not in score
     gpu = planned(run([*base, "--profile", "lxplus-gpu"], cwd=condor_run.workdir, env=env).stdout)
     assert "request_gpus=1" in gpu["train_CSC_1", "pd=SingleMuon, algo=ae_fast"]
     assert "request_gpus=0" in gpu["score_CSC_1", "pd=SingleMuon, algo=ae_fast"]
@@ -535,10 +539,7 @@ KINDS = {
     ("fetch", "subsystem=CSC,batch=R0002970xx"): ("longlunch", 7200, 2000, 1),
     ("train_CSC_1", "algo=pca_2"): ("espresso", 1200, 2000, 1),
     ("train_CSC_1", "algo=ae_fast"): ("longlunch", 7200, 4000, 1),
-    ("score_L1T_1", "algo=pca_2"): ("espresso", 1200, 2000, 1),
-    ("score_L1T_1", "algo=ae_fast"): ("espresso", 1200, 4000, 1),
-    ("assess_histograms", "chunk=CSC-1"): ("longlunch", 7200, 2000, 1),
-}
+}  # score jobs and assess_histograms run in group jobs: test_model_jobs_are_grouped_per_chunk
 
 
 @pytest.mark.slow
@@ -571,6 +572,50 @@ def test_small_jobs_are_grouped(condor_run: CondorRun) -> None:
     report = by_rules[frozenset({"verdicts", "site"})].description
     assert report["+MaxRuntime"] == "7200" and report["request_memory"] == "4000", "the larger step's, not the sum"
     assert report["request_cpus"] == "1"
+
+
+def steps(job: Recorded) -> list[str]:
+    """The Snakemake jobs (rule:wildcards) an HTCondor job ran."""
+    return job.arguments[job.arguments.index("--target-jobs") + 1 : job.arguments.index("--allowed-rules")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", ["CSC-1", "L1T-1"])
+def test_model_jobs_are_grouped_per_chunk(condor_run: CondorRun, chunk: str) -> None:
+    """The score jobs of every algorithm config and the assessment of a chunk are one HTCondor job;
+    training is not grouped (an autoencoder's is long, maybe on a GPU)."""
+    suffix = chunk.replace("-", "_")
+    (job,) = [j for j in condor_run.jobs if f"assess_histograms:pd=SingleMuon,chunk={chunk}" in steps(j)]
+    assert job.rules == {f"score_{suffix}", "assess_histograms"}
+    targets = steps(job)
+    assert sorted(targets) == sorted([f"assess_histograms:pd=SingleMuon,chunk={chunk}"] + [
+        f"score_{suffix}:pd=SingleMuon,algo={algo}" for algo in ("ae_fast", "pca_2")])  # fmt: skip
+    d = job.description
+    assert d["batch_name"].startswith(f"models_{chunk}_assess_histograms_score_{suffix}-")
+    # The job runs its steps with --cores 2 (profiles/default): both score jobs side by side
+    # (2 cores, 4 GB for the autoencoder's + 2 GB for PCA's), then the assessment (2 GB).
+    assert job.option("--cores") == "2" and d["request_cpus"] == "2"
+    assert d["request_memory"] == "6000"
+    assert d["+JobFlavour"] == '"longlunch"', "the one flavour of all its steps"
+    assert d["+MaxRuntime"] == "7200", "the assessment's, not a sum: score jobs set none"
+    assert job.returncode == 0 and job.peak_mb < 6000
+    results = condor_run.workdir / "results" / "SingleMuon"
+    for algo in ("ae_fast", "pca_2"):
+        assert len(list((results / "scores" / algo).glob(f"{chunk.split('-')[0]}..*.parquet"))) == len(
+            TINY_CONTENTS[chunk.split("-")[0]])  # fmt: skip
+    assert (results / "assessment" / "chunks" / chunk / "metrics.csv").exists()
+    # Training: one job per algorithm config, the autoencoder's with its own size.
+    for algo, flavour, memory in (("ae_fast", "longlunch", "4000"), ("pca_2", "espresso", "2000")):
+        train = condor_run.only(f"train_{suffix}", f"algo={algo}")
+        assert train.rules == {f"train_{suffix}"} and train.target_jobs.endswith(f"algo={algo}")
+        assert train.description["+JobFlavour"] == f'"{flavour}"' and train.description["request_memory"] == memory
+
+
+@pytest.mark.slow
+def test_no_step_ran_twice(condor_run: CondorRun) -> None:
+    every = [step for job in condor_run.jobs for step in steps(job)]
+    assert len(every) == len(set(every)), sorted(every)
+    assert len(condor_run.jobs) == 28, "3 setup, 16 fetch, tables, 4 train, 2 models_<chunk>, collect, report"
 
 
 @pytest.mark.slow

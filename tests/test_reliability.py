@@ -218,3 +218,76 @@ def test_a_primary_dataset_without_files_stops_early_or_is_left_out(tmp_path: Pa
     assert "web page: results/SingleMuon/site/index.html" in summary
     report = pd.read_csv(work / "results" / PD / "fetch_report.tsv", sep="\t", keep_default_na=False)
     assert 399999 in set(report.loc[report["status"] == "label_no_file", "run_number"])
+
+
+@pytest.mark.slow
+def test_another_selection_on_the_same_results_replaces_them_visibly(tmp_path: Path) -> None:
+    """Item 0: a second run with other contents and datasets files on the same working directory
+    says, before any job, that results/<PD> is replaced; its table, scores and verdicts hold exactly
+    the new histograms and runs (nothing of the first selection survives), and going back to the
+    first selection reruns it too."""
+    work = tiny_workdir(tmp_path / "w")
+    snakemake(work)
+    pd_dir = work / "results" / PD
+    first = json.loads((pd_dir / "selection.json").read_text())
+    assert first["identity"]["contents"]["name"] == "contents.json"
+    assert planned(work) == {}
+
+    contents_b = {
+        "CSC": ["/Run summary/CSCOfflineMonitor/Segments/hSnSegments"],
+        "L1T": ["/Run summary/L1TStage2EMTF/emtfTrackBX"],
+    }
+    new_columns = {HistogramName(s, p).column for s, paths in contents_b.items() for p in paths}
+    old_columns = {HistogramName(s, p).column for s, paths in CONTENTS.items() for p in paths}
+    assert not new_columns & old_columns
+    datasets_b = demo_datasets(TINY, plan_runs(TINY))
+    runs_2017 = sorted(p.run for p in plan_runs(TINY) if p.year == 2017)
+    datasets_b["years"]["2017"]["runs"] = [str(r) for r in runs_2017[2:]]  # two runs fewer
+    new_runs = {p.run for p in plan_runs(TINY)} - set(runs_2017[:2])
+    (work / "contents_b.json").write_text(json.dumps(contents_b))
+    (work / "datasets_b.json").write_text(json.dumps(datasets_b))
+    config_path = work / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config_a = dict(config)
+    config.update(contents=str(work / "contents_b.json"), datasets=str(work / "datasets_b.json"))
+    config_path.write_text(yaml.safe_dump(config))
+
+    line = (
+        f"results/{PD} was made from contents.json + datasets.json; this run uses contents_b.json + datasets_b.json: "
+        "its outputs are replaced"
+    )
+    dry = snakemake(work, "--dry-run")
+    assert line in dry.stdout + dry.stderr, "the dry run says it too"
+    proc = snakemake(work)
+    out = proc.stdout + proc.stderr
+    assert out.count(line) == 1, out[-3000:]
+    assert out.index(line) < out.index("rule merge"), "said before the jobs run"
+
+    table = pd.read_parquet(pd_dir / "histograms.parquet")
+    assert {c for c in table.columns if "//" in c and not c.endswith("_entries")} == new_columns
+    assert set(table["run_number"]) == new_runs
+    scores = pd.read_parquet(pd_dir / "scores.parquet")
+    assert set(scores["histogram"]) == new_columns and set(scores["run_number"]) == new_runs
+    verdicts = pd.read_csv(pd_dir / "verdicts.csv")
+    assert set(verdicts["run_number"]) == new_runs
+    text = (pd_dir / "verdicts.csv").read_text()
+    assert not any(c in text for c in old_columns), "no old histogram's model or score survives in the verdicts"
+    listed = {h.rsplit(" [", 1)[0] for v in verdicts["histograms"].dropna() for h in str(v).split("; ")}
+    assert listed and listed <= new_columns
+    record = json.loads((pd_dir / "selection.json").read_text())
+    assert record["identity"]["contents"]["name"] == "contents_b.json"
+    assert set(record["histograms"]) == new_columns and set(record["runs"]) == new_runs
+    summary = out[out.rindex("dqmflow summary:") :]
+    assert "made from contents_b.json + datasets_b.json" in summary
+    assert "EVERY MODEL FAILED" not in summary and "HISTOGRAMS NEVER FOUND" not in summary
+    assert planned(work) == {}, "the next run has nothing to do"
+
+    # Back to the first selection: said, and its fetch jobs and merge rerun (not the stale markers).
+    config_path.write_text(yaml.safe_dump(config_a))
+    back = snakemake(work, "--dry-run")
+    assert (
+        f"results/{PD} was made from contents_b.json + datasets_b.json; this run uses contents.json + datasets.json"
+        in back.stdout + back.stderr
+    )
+    jobs = planned(work)
+    assert jobs.get("merge") == 1 and jobs.get("fetch", 0) >= 2

@@ -9,13 +9,26 @@ edges, ROOT class, title and axis titles of every histogram are stored in the fi
 axis (x, then y): the most common non-empty ROOT axis title over the runs, ``""`` if none.
 
 Runs are written in chunks, so memory stays bounded by the chunk size whatever the number of
-runs. A histogram whose binning differs from the most common binning of that histogram, or that
-could not be read, is written as null and reported.
+runs. A histogram that could not be read is written as null and reported.
+
+**Reference binning.** When a histogram's binning (class dimension and bin edges) differs between
+runs, one binning is kept: the one held by the most runs, and at equal counts the one of the latest
+run (the highest run number), so that ties are impossible and the result does not depend on the
+order of the files (:data:`BINNING_RULE`). The runs with another binning are written as null, with
+a fetch report row (``binning_mismatch``, or ``wrong_type`` for another dimension) naming their
+binning, the kept one, how many runs hold each, and the rule.
+
+A histogram that no run has in a usable form is listed in the metadata's ``never_read`` and, with
+the reason, in ``never_read_reasons`` ({column: reason}): "is not a TH1/TH2 in any file (found
+TProfile)" when the files hold it with another class, "no file could be read" when none could be,
+and "not found in any file: check its path in the contents file" when it is absent everywhere.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,10 +44,78 @@ from dqmflow.names import HistogramName
 from dqmflow.runtable import ENTRIES_SUFFIX
 from dqmflow.storage import HistogramInfo, StorageWriter
 
-__all__ = ["REPORT_COLUMNS", "merge", "read_histogram_metadata"]
+__all__ = [
+    "BINNING_RULE",
+    "REPORT_COLUMNS",
+    "merge",
+    "read_histogram_metadata",
+    "reference_binning",
+    "write_selection_record",
+]
 
 REPORT_COLUMNS = ["run_number", "file", "histogram", "status", "problem"]
+BINNING_RULE = "the binning of most runs is kept; at equal counts, the binning of the latest run"
 _USABLE = ("ok", "empty")
+_CLASS = re.compile(r"\b(T[A-Z][A-Za-z0-9]*)\b")
+log = logging.getLogger("dqmflow.merge")
+
+
+def reference_binning(group: pd.DataFrame) -> str:
+    """The binning kept for one histogram (``group``: its usable manifest rows, with ``binning``
+    and ``run_number``): the one held by the most runs; at equal counts, the one held by the latest
+    run (:data:`BINNING_RULE`). Deterministic, whatever the order of the rows."""
+    stats = group.groupby("binning")["run_number"].agg(["nunique", "max"])
+    best = max(stats.itertuples(), key=lambda r: (int(r.nunique), int(r.max)))
+    return str(best.Index)
+
+
+def _binning_problems(man: pd.DataFrame, usable: pd.DataFrame) -> None:
+    """Mark, in ``man``, the usable rows whose binning is not the reference one of their histogram:
+    ``wrong_type`` for another dimension, ``binning_mismatch`` otherwise, each problem naming both
+    binnings, how many runs hold each, and the rule; one log line per histogram so split."""
+    for column, group in usable.groupby("histogram") if not usable.empty else []:
+        ref_binning = reference_binning(group)
+        odd = group[group["binning"] != ref_binning]
+        if odd.empty:
+            continue
+        kept = group[group["binning"] == ref_binning]
+        ref_layout = kept["layout"].iloc[0]
+        total, n_ref = group["run_number"].nunique(), kept["run_number"].nunique()
+        held = f"{ref_layout} (held by {n_ref} of {total} runs, latest {int(kept['run_number'].max())})"
+        runs_of = odd.groupby("binning")["run_number"].nunique()
+        for idx, layout, binning in zip(odd.index, odd["layout"], odd["binning"], strict=True):
+            this = f"{layout} ({int(runs_of[binning])} of {total} runs)"
+            if layout.split("[")[0][:3] != ref_layout.split("[")[0][:3]:
+                status, what = "wrong_type", f"wrong type: {this} where the kept binning is {held}"
+            else:
+                edges = " (other edges)" if layout == ref_layout else ""
+                status, what = "binning_mismatch", f"binning {this}{edges} differs from the kept binning {held}"
+            man.loc[idx, ["status", "problem"]] = [status, f"{what}; rule: {BINNING_RULE}"]
+        others = ", ".join(
+            f"{odd.loc[odd['binning'] == b, 'layout'].iloc[0]} in {int(n)} runs" for b, n in runs_of.items()
+        )
+        log.warning(
+            "histogram %r has %d binnings: kept %s; left out (null) %s; rule: %s",
+            column, len(runs_of) + 1, held, others, BINNING_RULE,
+        )  # fmt: skip
+
+
+def _never_read_reason(man: pd.DataFrame, column: str) -> str:
+    """Why no run has ``column`` in a usable form, from its manifest rows."""
+    rows = man[man["histogram"] == column] if not man.empty else man
+    wrong = rows[rows["status"] == "wrong_type"] if not rows.empty else rows
+    if not wrong.empty:
+        classes = Counter((m.group(1) if (m := _CLASS.search(str(p))) else str(p)) for p in wrong["problem"])
+        found = ", ".join(f"{c} in {n} runs" if len(classes) > 1 else c for c, n in classes.most_common())
+        missing = int((rows["status"] == "missing").sum())
+        rest = f"; absent from {missing} runs" if missing else ""
+        return f"is not a TH1/TH2 in any file (found {found}{rest})"
+    if rows.empty:
+        return "no file could be read"
+    if (rows["status"] == "missing").all():
+        return "was not found in any file: check its path in the contents file"
+    statuses = ", ".join(f"{s} in {n} runs" for s, n in rows["status"].value_counts().items())
+    return f"was not read from any file ({statuses})"
 
 
 def _list_array(arrays: Sequence[np.ndarray | None], shape: tuple[int, ...]) -> pa.Array:
@@ -116,26 +197,10 @@ def merge(
     if not man.empty:
         man = man[man["histogram"].isin(wanted) | (man["histogram"] == "")]
 
-    # Reference binning per histogram: the most common one among readable histograms. Another
-    # dimension is a wrong type (a TH2 where the other runs have a TH1); other edges a mismatch.
+    # Reference binning per histogram (BINNING_RULE). Another dimension is a wrong type (a TH2
+    # where the kept binning is a TH1); other edges a mismatch.
     usable = man[man["status"].isin(_USABLE)] if not man.empty else man
-    for _column, group in usable.groupby("histogram") if not usable.empty else []:
-        ref_binning = group["binning"].value_counts().idxmax()
-        ref_layout = group.loc[group["binning"] == ref_binning, "layout"].iloc[0]
-        odd = group[group["binning"] != ref_binning]
-        for idx, layout in zip(odd.index, odd["layout"], strict=True):
-            if layout.split("[")[0][:3] != ref_layout.split("[")[0][:3]:
-                man.loc[idx, ["status", "problem"]] = [
-                    "wrong_type",
-                    f"wrong type: {layout} where most runs have {ref_layout}",
-                ]
-            else:
-                man.loc[idx, ["status", "problem"]] = [
-                    "binning_mismatch",
-                    f"binning differs from most runs: {layout} vs {ref_layout} (other edges)"
-                    if layout == ref_layout
-                    else f"binning differs from most runs: {layout} vs {ref_layout}",
-                ]
+    _binning_problems(man, usable)
 
     problems = man[~man["status"].isin(("ok",))] if not man.empty else man
     report_frame = pd.concat(
@@ -174,6 +239,7 @@ def merge(
     for column, titles in _axis_titles(good, {c: int(m["ndim"]) for c, m in meta.items()}).items():
         meta[column]["axis_titles"] = titles
     missing_cols = [c for c in wanted if c not in meta]
+    reasons = {c: _never_read_reason(man, c) for c in missing_cols}
     fields = [
         pa.field("run_number", pa.int64()),
         pa.field("year", pa.int64()),
@@ -185,7 +251,12 @@ def merge(
         fields += [pa.field(column, _list_type(ndim)), pa.field(f"{column}_entries", pa.float64())]
     file_meta = {
         "dqmflow": json.dumps(
-            {"histograms": meta, "never_read": missing_cols, "subsystems": sorted(requested_subsystems)}
+            {
+                "histograms": meta,
+                "never_read": missing_cols,
+                "never_read_reasons": reasons,
+                "subsystems": sorted(requested_subsystems),
+            }
         )
     }
     schema = pa.schema(fields, metadata=file_meta)
@@ -279,9 +350,36 @@ def _write_entries(
 
 def read_histogram_metadata(path: str | Path) -> dict[str, object]:
     """The ``dqmflow`` metadata of a merged table: shapes, edges, classes, titles and axis titles
-    per histogram (``axis_titles`` is ``""`` per axis for tables merged before it was stored)."""
+    per histogram (``axis_titles`` is ``""`` per axis for tables merged before it was stored), the
+    histograms never read and why (``never_read_reasons``, empty for older tables)."""
     meta = pq.read_schema(path).metadata or {}
     raw: dict[str, Any] = json.loads(meta[b"dqmflow"])
+    raw.setdefault("never_read_reasons", {})
     for info in raw.get("histograms", {}).values():
         info.setdefault("axis_titles", [""] * int(info.get("ndim", len(info.get("shape", ())))))
     return raw
+
+
+def write_selection_record(
+    record: str | Path,
+    identity: Mapping[str, Any],
+    *,
+    histograms: Sequence[str],
+    runs: Sequence[int],
+    keep_markers: Sequence[str | Path] = (),
+) -> None:
+    """Write ``record`` (``results/<PD>/selection.json``): the selection ``identity`` (source,
+    contents and datasets files with their SHA-256) the merged table was made from, its histograms
+    and runs. Deletes the selection markers beside it (``selection/*.json``) other than
+    ``keep_markers``, so that a later return to another selection makes its markers, and reruns
+    its jobs, again."""
+    record = Path(record)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    body = {"identity": dict(identity), "histograms": list(histograms), "runs": [int(r) for r in runs]}
+    tmp = record.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(record)
+    keep = {Path(m).name for m in keep_markers}
+    for marker in (record.parent / "selection").glob("*.json"):
+        if marker.name not in keep:
+            marker.unlink(missing_ok=True)

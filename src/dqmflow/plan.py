@@ -8,6 +8,8 @@ this here (not in ``.smk`` files) makes it unit-testable without Snakemake.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import re
 import time
@@ -21,11 +23,81 @@ from dqmflow.discover import DqmFile, Selection, batch_of, read_catalog, select
 from dqmflow.fetch import manifest_is_complete
 from dqmflow.metadata import Datasets, load_contents, load_datasets
 from dqmflow.names import HistogramName
+from dqmflow.params import digest
 from dqmflow.training import candidates_digest, training_key
 
-__all__ = ["DEMO_DIR", "Chunk", "Plan", "check_grid_proxy", "export_source_path", "load_algorithms", "mark_stale_merge"]
+__all__ = [
+    "DEMO_DIR",
+    "SELECTION_RECORD",
+    "Chunk",
+    "Plan",
+    "check_grid_proxy",
+    "describe_selection",
+    "export_source_path",
+    "load_algorithms",
+    "mark_stale_merge",
+    "selection_change",
+]
 
 DEMO_DIR = "results/demo"
+# Written by the merge beside a primary dataset's results: what selected them (see Plan.selection_identity).
+SELECTION_RECORD = "selection.json"
+
+
+def _file_identity(path: str) -> dict[str, str]:
+    """A selection file's name, absolute path and SHA-256 of its bytes (empty if unreadable)."""
+    file = Path(path).expanduser()
+    try:
+        sha = hashlib.sha256(file.read_bytes()).hexdigest()
+    except OSError:
+        sha = ""
+    return {"name": file.name, "file": str(file.resolve()), "sha256": sha}
+
+
+def describe_selection(identity: Mapping[str, Any], other: Mapping[str, Any] | None = None) -> str:
+    """``contents + datasets`` file names of a selection identity; full paths, "(edited since)" or
+    the source are added where they are what differs from ``other``."""
+    parts = []
+    for key in ("contents", "datasets"):
+        mine, theirs = dict(identity.get(key, {})), dict((other or {}).get(key, {}))
+        text = str(mine.get("name", "?"))
+        if theirs and theirs.get("name") == mine.get("name") and theirs.get("file") != mine.get("file"):
+            text = str(mine.get("file"))
+        parts.append(text)
+    text = " + ".join(parts)
+    if other is not None and other.get("source") != identity.get("source"):
+        text += f" (source {identity.get('source')})"
+    return text
+
+
+def selection_change(record: str | Path, identity: Mapping[str, Any]) -> str | None:
+    """The line to print when the results next to ``record`` (a primary dataset's
+    ``selection.json``) were made from another selection than ``identity``; None if the same, or if
+    there are no results yet."""
+    record = Path(record)
+    pd_dir = record.parent
+    if not record.exists():
+        if (pd_dir / "histograms.parquet").exists():
+            return (
+                f"{pd_dir} has no record of the contents and datasets files it was made from; this run uses "
+                f"{describe_selection(identity)}: its outputs are remade"
+            )
+        return None
+    try:
+        old = dict(json.loads(record.read_text(encoding="utf-8")).get("identity", {}))
+    except (OSError, ValueError):
+        old = {}
+    keys = ("source", "contents", "datasets")
+    if all(old.get(k) == identity.get(k) for k in keys):
+        return None
+    before, now = describe_selection(old, identity), describe_selection(identity, old)
+    if before == now:  # same names and paths: a file was edited
+        edited = [k for k in ("contents", "datasets") if old.get(k) != identity.get(k)]
+        return (
+            f"{pd_dir} was made from {before}; this run uses {now} with the {' and '.join(edited)} file edited "
+            "since: its outputs are updated"
+        )
+    return f"{pd_dir} was made from {before}; this run uses {now}: its outputs are replaced"
 
 
 def export_source_path(src: str | Path) -> None:
@@ -139,6 +211,8 @@ class Plan:
     histograms_per_job: int = 200
     preprocessing: Mapping[str, Any] = field(default_factory=dict)
     retrain: bool = False
+    contents_file: str = ""
+    datasets_file: str = ""
     _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -153,7 +227,42 @@ class Plan:
             histograms_per_job=int(config.get("histograms_per_job", 200)),
             preprocessing=dict(prep),
             retrain=bool(config.get("retrain", False)),
+            contents_file=str(config["contents"]),
+            datasets_file=str(config["datasets"]),
         )
+
+    @functools.cached_property
+    def selection_identity(self) -> dict[str, Any]:
+        """What selects the data of every primary dataset: the source and the contents and
+        datasets files (name, absolute path, SHA-256). Recorded by the merge in
+        ``results/<PD>/selection.json``; a run with another identity replaces those results."""
+        return {
+            "source": self.source_location,
+            "contents": _file_identity(self.contents_file),
+            "datasets": _file_identity(self.datasets_file),
+        }
+
+    @functools.cached_property
+    def selection_keys(self) -> dict[str, str]:
+        """Digests of the selection: ``files`` (source and the two files' paths: a fetch job reruns
+        when it changes) and ``all`` (also their contents: the merge reruns when it changes)."""
+        ident = self.selection_identity
+        files = {"source": ident["source"], **{k: ident[k]["file"] for k in ("contents", "datasets")}}
+        return {"files": digest(files), "all": digest(ident)}
+
+    def selection_marker(self, primary_dataset: str, kind: str) -> str:
+        """``results/<PD>/selection/<kind>-<key>.json``: made by a job when the selection's
+        ``kind`` key is new (see :attr:`selection_keys`), so that the jobs taking it as input rerun;
+        the merge deletes the markers of other selections, so that returning to one reruns too."""
+        return f"results/{primary_dataset}/selection/{kind}-{self.selection_keys[kind]}.json"
+
+    def announce_selection_change(self, primary_dataset: str) -> str | None:
+        """:func:`selection_change` for ``results/<PD>/``, only the first time it is asked for."""
+        key = ("announced", primary_dataset)
+        if key in self._memo:
+            return None
+        self._memo[key] = True
+        return selection_change(Path("results", primary_dataset, SELECTION_RECORD), self.selection_identity)
 
     @functools.cached_property
     def chunks(self) -> tuple[Chunk, ...]:

@@ -4,6 +4,8 @@ It reads what the jobs wrote (``results/<PD>/fetch_report.tsv``, ``entries.parqu
 table's metadata, every ``models/<ALGO>/<HIST>/model.json`` and ``verdicts.csv``) and says, per
 primary dataset: runs in the table, files that could not be read, histograms never found, models
 that failed (and configs whose every model failed), and where the web page and the verdicts are.
+Models of histograms that are not in the selection recorded in ``selection.json`` (left by another
+contents file) are not counted.
 Failures that used to be only in ``logs/`` are named here.
 """
 
@@ -16,6 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+
+from dqmflow.names import HistogramName
+from dqmflow.plan import describe_selection
 
 __all__ = ["summarize"]
 
@@ -47,9 +52,31 @@ def _fetch_lines(pd_dir: Path) -> list[str]:
     if table.exists():
         meta = json.loads((pq.read_schema(table).metadata or {}).get(b"dqmflow", b"{}"))
         never = list(meta.get("never_read", []))
+        reasons = dict(meta.get("never_read_reasons", {}))
         if never:
-            lines.append(f"HISTOGRAMS NEVER FOUND in any file ({len(never)}): " + "; ".join(never))
+            lines.append(
+                f"HISTOGRAMS NEVER FOUND in any file ({len(never)}): "
+                + "; ".join(f"{c} {reasons[c]}" if c in reasons else c for c in never)
+            )
     return lines
+
+
+def _current_slugs(pd_dir: Path) -> set[str] | None:
+    """Folder names (slugs) of the histograms of the selection recorded in ``selection.json``
+    (None without a record): models left by another selection are not counted."""
+    record = pd_dir / "selection.json"
+    if not record.exists():
+        return None
+    columns = json.loads(record.read_text(encoding="utf-8")).get("histograms", [])
+    return {HistogramName.from_column(c).slug for c in columns}
+
+
+def _selection_line(pd_dir: Path) -> list[str]:
+    record = pd_dir / "selection.json"
+    if not record.exists():
+        return []
+    identity = json.loads(record.read_text(encoding="utf-8")).get("identity", {})
+    return [f"made from {describe_selection(identity)} (source {identity.get('source', '?')})"]
 
 
 def _model_lines(pd_dir: Path) -> list[str]:
@@ -57,10 +84,13 @@ def _model_lines(pd_dir: Path) -> list[str]:
     models = pd_dir / "models"
     if not models.is_dir():
         return lines
+    current = _current_slugs(pd_dir)
     for algo in sorted(p for p in models.iterdir() if p.is_dir()):
         statuses: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
         for info in algo.glob("*/model.json"):
+            if current is not None and info.parent.name not in current:
+                continue
             data = json.loads(info.read_text(encoding="utf-8"))
             status = str(data.get("status", "?"))
             statuses[status] += 1
@@ -87,7 +117,7 @@ def summarize(workdir: str | Path, primary_datasets: Sequence[str], empty: Itera
         if pd_name in empty:
             lines.append(f"  {pd_name}: NO FILE: nothing was fetched or assessed (see the line below)")
             continue
-        body = _fetch_lines(pd_dir) + _model_lines(pd_dir)
+        body = _selection_line(pd_dir) + _fetch_lines(pd_dir) + _model_lines(pd_dir)
         site, verdicts = pd_dir / "site" / "index.html", pd_dir / "verdicts.csv"
         if verdicts.exists():
             flagged = int(pd.read_csv(verdicts, usecols=["flagged"])["flagged"].astype(bool).sum())

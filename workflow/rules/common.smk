@@ -94,12 +94,17 @@ def manifest_files(wildcards):
 
 
 def merge_inputs(wildcards):
-    """The manifests, and a guard rewritten while one of them is missing or incomplete after a
-    merge (dqmflow.plan.mark_stale_merge), so that the merge and those fetch jobs rerun."""
+    """The manifests, a guard rewritten while one of them is missing or incomplete after a merge
+    (dqmflow.plan.mark_stale_merge), so that the merge and those fetch jobs rerun, and the marker
+    of the selection (Plan.selection_marker), new when the contents, datasets or source changed.
+    Results made from another selection are said to be replaced, on the terminal, before any job."""
+    change = PLAN.announce_selection_change(wildcards.pd)
+    if change:
+        logger.warning(change)
     paths = manifest_files(wildcards)
     guard = f"results/{wildcards.pd}/shards/fetch_state.txt"
     mark_stale_merge(f"results/{wildcards.pd}/histograms.parquet", paths, guard)
-    return {"manifests": paths, "guard": guard}
+    return {"manifests": paths, "guard": guard, "selection": PLAN.selection_marker(wildcards.pd, "all")}
 
 
 def merge_selection(wildcards):
@@ -172,6 +177,18 @@ def training_inputs(chunk):
         }
         now, trained_with = current_key(chunk, wildcards)
         return {key: ancient(path) for key, path in paths.items()} if now == trained_with else paths
+
+    return inner
+
+
+def model_group(chunk, step):
+    """The group of a model job on a cluster (local runs ignore groups): "models_<chunk>" for the
+    score jobs of every algorithm config, none for training (re-created by Snakemake when
+    discovery ends, which a group does not survive: a grouped train job was submitted twice).
+    The chunk's assess_histograms joins the group in the lxplus profile and connects it."""
+
+    def inner(wildcards):
+        return f"models_{chunk.id}" if step == "score" else None
 
     return inner
 

@@ -32,9 +32,28 @@ checkpoint discover:
         "../scripts/discover.py"
 
 
+rule selection_marker:
+    output:
+        marker="results/{pd}/selection/{kind}-{key}.json",
+    params:
+        # Not recorded: the key in the file name is what the marker stands for.
+        identity=Untracked(PLAN.selection_identity),
+    wildcard_constraints:
+        kind="files|all",
+        key="[0-9a-f]+",
+    log:
+        "logs/{pd}/selection_marker/{kind}-{key}.log",
+    localrule: True
+    run:
+        import json
+
+        Path(output.marker).write_text(json.dumps(params.identity.value, indent=1) + "\n", encoding="utf-8")
+
+
 rule fetch:
     input:
         fetch_checkpoints,
+        selection=lambda wildcards: PLAN.selection_marker(wildcards.pd, "files"),
     output:
         manifest="results/{pd}/shards/{subsystem}/{batch}.tsv",
     params:
@@ -68,9 +87,12 @@ rule merge:
         ),
         entries="results/{pd}/entries.parquet",
         storage=expand("results/{{pd}}/data/{subsystem}.parquet", subsystem=PLAN.subsystems),
+        record="results/{pd}/selection.json",
     params:
         histograms=[h.column for h in PLAN.histograms],
         subsystems=PLAN.subsystems,
+        identity=PLAN.selection_identity,
+        markers=lambda wildcards: [PLAN.selection_marker(wildcards.pd, kind) for kind in ("files", "all")],
         selection=merge_selection,
         selection_key=selection_key,
     log:

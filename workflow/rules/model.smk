@@ -26,6 +26,8 @@ for chunk in PLAN.chunks:
             f"logs/{{pd}}/train/{{algo}}/{chunk.id}.log",
         benchmark:
             f"benchmarks/{{pd}}/train/{{algo}}/{chunk.id}.tsv"
+        group:
+            model_group(chunk, "train")
         threads: 1
         resources:
             mem_mb=4000,
@@ -56,6 +58,8 @@ for chunk in PLAN.chunks:
             f"logs/{{pd}}/score/{{algo}}/{chunk.id}.log",
         benchmark:
             f"benchmarks/{{pd}}/score/{{algo}}/{chunk.id}.tsv"
+        group:
+            model_group(chunk, "score")
         threads: 1
         resources:
             mem_mb=4000,

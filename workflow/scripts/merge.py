@@ -1,9 +1,12 @@
-"""Merge a primary dataset's shards into histograms.parquet (rule merge)."""
+"""Merge a primary dataset's shards into histograms.parquet (rule merge), and record what
+selected them in selection.json (the markers of other selections are deleted)."""
 
 from collections import defaultdict
 from pathlib import Path
 
-from dqmflow.merge import merge, read_histogram_metadata
+import pandas as pd
+
+from dqmflow.merge import merge, read_histogram_metadata, write_selection_record
 from dqmflow.names import HistogramName
 from dqmflow.scriptlog import setup
 
@@ -25,5 +28,13 @@ report = merge(
 )
 for status, count in report["status"].value_counts().items():
     log.warning("%d fetch report rows with status %s (see %s)", count, status, snakemake.output.report)
-for column in read_histogram_metadata(snakemake.output.table)["never_read"]:
-    log.error("histogram %r was not found in any file: check its path in the contents file", column)
+meta = read_histogram_metadata(snakemake.output.table)
+for column in meta["never_read"]:
+    log.error("histogram %r %s", column, meta["never_read_reasons"].get(column, "was not found in any file"))
+write_selection_record(
+    snakemake.output.record,
+    snakemake.params.identity,
+    histograms=snakemake.params.histograms,
+    runs=pd.read_parquet(snakemake.output.table, columns=["run_number"])["run_number"].tolist(),
+    keep_markers=snakemake.params.markers,
+)
