@@ -424,11 +424,12 @@ class FigureCache:
         self.used: set[str] = set()
         self.hits = 0
         self.drawn = 0
-        if self.folder is not None:
+        self._code = ""
+        if self.folder is not None:  # the plotting code is part of every key (imports matplotlib)
             self.folder.mkdir(parents=True, exist_ok=True)
-        from dqmflow import plots
+            from dqmflow import plots
 
-        self._code = hashlib.sha256(Path(plots.__file__).read_bytes()).hexdigest()
+            self._code = hashlib.sha256(Path(plots.__file__).read_bytes()).hexdigest()
 
     def draw(self, function: Any, path: Path, *args: Any, **kwargs: Any) -> None:
         """``function(*args, path, **kwargs)`` unless the same figure is in the cache."""

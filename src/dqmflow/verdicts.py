@@ -51,7 +51,7 @@ chosen false-alarm rate on good runs. Nothing here is fitted on labels: labels o
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -543,16 +543,3 @@ def failed_algorithms(pvalues: pd.DataFrame) -> list[str]:
     """Algorithm configs without a single score (every model failed, or none was trained)."""
     scored = pvalues.groupby("algorithm", sort=True)["score"].apply(lambda s: bool(s.notna().any()))
     return [str(a) for a in scored[~scored].index]
-
-
-def describe(verdicts: Verdicts) -> Mapping[str, object]:
-    """A few numbers for the terminal."""
-    t = verdicts.table
-    return {
-        "runs": len(t),
-        "flagged": int(t["flagged"].sum()),
-        "low_stats": int((t["listing"] == "low_stats").sum()),
-        "unreadable": int((t["listing"] == "unreadable").sum()),
-        "reference": verdicts.reference,
-        "reference_runs": verdicts.n_reference_runs,
-    }
