@@ -38,7 +38,7 @@ def synthetic(rng: np.random.Generator, n: int = 120, n_bad: int = 20, shape=(40
 
 def test_registry_knows_every_algorithm() -> None:
     get_algorithm("pca")
-    assert {"pca", "autoencoder", "ks", "chi2"} <= set(REGISTRY)
+    assert {"pca", "nmf", "autoencoder", "ks", "chi2"} <= set(REGISTRY)
     with pytest.raises(ConfigError, match="unknown algorithm 'nope'"):
         get_algorithm("nope")
 
@@ -95,6 +95,7 @@ def test_params_are_frozen() -> None:
 
 FAST = {
     "pca": {"n_components": 2},
+    "nmf": {"n_components": 3, "loss": "chi2_top_n", "top_n": 5},
     "ks": {"reference": "previous_good", "n_references": 3},
     "chi2": {"reference": "mean_of_training"},
 }
@@ -274,3 +275,30 @@ def test_references_are_the_runs_the_docs_name(rng: np.random.Generator, referen
         expected = train.counts[np.isin(train.runs, chosen)].sum(axis=0)
         np.testing.assert_allclose(refs[i], expected, err_msg=f"run {run}")
     assert (model.ref_counts_ is not None) == (reference == "previous_good")
+
+
+def test_nmf_templates_and_weights_are_non_negative(rng) -> None:
+    from dqmflow.algorithms.base import build_params
+
+    data = synthetic(rng, n=60, n_bad=6)
+    cls = get_algorithm("nmf")
+    model = cls(build_params(cls, {"n_components": 2}, "t")).fit(data)
+    weights = model.latent(data)
+    assert weights.shape == (len(data), 2) and (weights >= 0).all() and (model.components_ >= 0).all()
+    with pytest.raises(ValueError, match="needs more than 5 training runs"):
+        cls(build_params(cls, {"n_components": 5}, "t")).fit(synthetic(rng, n=6, n_bad=0))
+
+
+def test_chi2_top_n_is_the_ml4dqm_definition_and_a_hot_bin_dominates_it() -> None:
+    from dqmflow.algorithms.losses import reconstruction_loss
+
+    x = np.array([[0.5, 0.3, 0.2, 0.0], [0.5, 0.3, 0.0, 0.2]])
+    reco = np.array([[0.4, 0.3, 0.2, 0.1], [0.4, 0.3, 0.2, 0.1]])
+    loss = reconstruction_loss(x, reco, "chi2_top_n", 2, x)
+    # non-empty bins only: run 0 -> 0.1^2/0.5 (bin 3 is empty); run 1 -> 0.1^2/0.2 + 0.1^2/0.5
+    np.testing.assert_allclose(loss, [0.02, 0.05 + 0.02])
+    flat = np.full((2, 4), 0.25)
+    hot = np.array([[0.26, 0.25, 0.25, 0.24], [0.55, 0.15, 0.15, 0.15]])
+    top1 = reconstruction_loss(hot, flat, "chi2_top_n", 1, hot)
+    np.testing.assert_allclose(top1[1], 0.3**2 / 0.55)
+    assert top1[1] > 100 * top1[0]

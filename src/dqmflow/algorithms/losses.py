@@ -9,7 +9,10 @@ to :data:`LOSSES` and its name to :data:`LossName`.
 * ``mse_top_n``: mean of the ``top_n`` largest squared residuals (CMS ML4DQM's mseTopN), which a
   local defect such as a dead bin cannot hide in;
 * ``chi2``: mean Poisson pull squared, (d - N r)^2 / max(N r, 1), with d the raw counts and N
-  their total, which does not grow for runs with fewer entries the way ``sse`` does.
+  their total, which does not grow for runs with fewer entries the way ``sse`` does;
+* ``chi2_top_n``: the sum of the ``top_n`` largest (x - r)^2 / x over the non-empty bins of the
+  unit-area histogram x (CMS ML4DQM's chi2TopN): a hot bin dominates it; bins empty in the data
+  are left out by that definition (``mse_top_n`` sees a dead bin).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 __all__ = ["LOSSES", "LossName", "reconstruction_loss"]
 
-LossName = Literal["sse", "mse", "mse_top_n", "chi2"]
+LossName = Literal["sse", "mse", "mse_top_n", "chi2", "chi2_top_n"]
 
 #: (unit-area histograms, reconstructions, raw counts, top_n) -> one loss per run; runs first.
 LossFunction = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
@@ -52,7 +55,21 @@ def _chi2(x: np.ndarray, reco: np.ndarray, counts: np.ndarray, top_n: int) -> np
     return ((d - expected) ** 2 / np.maximum(expected, 1.0)).mean(axis=1)
 
 
-LOSSES: dict[str, LossFunction] = {"sse": _sse, "mse": _mse, "mse_top_n": _mse_top_n, "chi2": _chi2}
+def _chi2_top_n(x: np.ndarray, reco: np.ndarray, counts: np.ndarray, top_n: int) -> np.ndarray:
+    flat, expected = x.reshape(len(x), -1), reco.reshape(len(reco), -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(flat > 0, (flat - expected) ** 2 / flat, 0.0)
+    n = min(top_n, terms.shape[1])
+    return np.sort(terms, axis=1)[:, -n:].sum(axis=1)
+
+
+LOSSES: dict[str, LossFunction] = {
+    "sse": _sse,
+    "mse": _mse,
+    "mse_top_n": _mse_top_n,
+    "chi2": _chi2,
+    "chi2_top_n": _chi2_top_n,
+}
 assert set(typing.get_args(LossName)) == set(LOSSES), "LossName and LOSSES must list the same losses"
 
 
