@@ -53,7 +53,7 @@ from dqmflow.verdicts import (
     VerdictError,
     Verdicts,
     combiner_figures,
-    evaluation_runs,
+    evaluated_run_scores,
     histogram_pvalues,
     reference_mode,
     run_verdicts,
@@ -658,8 +658,7 @@ def _far_html(far: pd.DataFrame) -> str:
 
 
 def _run_level_rocs(run_scores: pd.DataFrame, table: pd.DataFrame, columns: Sequence[str], settings: Settings) -> dict:
-    merged = table[["run_number", "label", "split", "low_stats", "unreadable"]].merge(run_scores, on="run_number")
-    evaluation = merged[evaluation_runs(merged)]
+    evaluation = evaluated_run_scores(run_scores, table)
     return {
         c: bootstrap_roc(evaluation[c].to_numpy(np.float64), evaluation["label"].to_numpy(), settings.n_bootstrap)
         for c in columns

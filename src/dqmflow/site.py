@@ -172,6 +172,11 @@ _SEARCH_JS = """
 """
 
 
+def _table(attributes: str, head: str, rows: Sequence[str]) -> str:
+    """An HTML table: ``attributes`` of the <table> tag, the header cells and the body rows."""
+    return f"<table {attributes}><thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+
+
 @dataclass(frozen=True)
 class Figure:
     """A figure to show on the site: an existing PNG file, its title and an optional caption."""
@@ -616,11 +621,7 @@ class _Site:
                 cells.append(f"<td>{_e(row.get('split', '')) if _present(row.get('split')) else '–'}</td>")
             css = ' class="flagged"' if row["flagged"] else ""
             body.append(f"<tr{css}>{''.join(cells)}</tr>")
-        return (
-            f'<table id="{table_id}"><thead><tr>{"".join(head)}</tr></thead>\n<tbody>\n'
-            + "\n".join(body)
-            + "\n</tbody></table>"
-        )
+        return _table(f'id="{table_id}"', "".join(head), body)
 
     def index(self) -> str:
         """The front page."""
@@ -729,11 +730,7 @@ class _Site:
                 )
             cells += f'<td class="num">{len(self.flagged_driven.get(name, []))}</td>'
             rows.append(f"<tr>{cells}</tr>")
-        return (
-            f'<table id="histogram-list"><thead><tr>{head}</tr></thead>\n<tbody>\n'
-            + "\n".join(rows)
-            + "\n</tbody></table>"
-        )
+        return _table('id="histogram-list"', head, rows)
 
     def search_js(self) -> str:
         """``search.js``: the search index (every run, every histogram, capped histogram × algorithm pairs)."""
@@ -849,12 +846,11 @@ class _Site:
             if total > shown
             else f'<p class="note">All {total} tests, most significant first.</p>'
         )
-        return (
-            f'{head}\n{note}\n<table id="tests"><thead><tr><th class="num">#</th><th>Histogram</th>'
-            '<th>Algorithm</th><th class="num">Score</th><th class="num">p-value</th></tr></thead>\n<tbody>\n'
-            + "\n".join(rows)
-            + "\n</tbody></table>"
+        columns = (
+            '<th class="num">#</th><th>Histogram</th><th>Algorithm</th><th class="num">Score</th>'
+            '<th class="num">p-value</th>'
         )
+        return f"{head}\n{note}\n" + _table('id="tests"', columns, rows)
 
     # -- histogram pages -------------------------------------------------------------------------
 
@@ -894,9 +890,7 @@ class _Site:
                 cells += f'<td class="num">{_e(_fmt_auc(row.get("auc"), row.get("auc_std")))}</td>'
             cells += "".join(f'<td class="num">{_e(_fmt_number(row.get(c)))}</td>' for c in columns)
             rows.append(f"<tr>{cells}</tr>")
-        return (
-            f'<table class="metrics"><thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody></table>"
-        )
+        return _table('class="metrics"', head, rows)
 
     def top_table(self, top: Sequence[Mapping[str, Any]], up: str) -> str:
         """Top runs of one histogram and algorithm."""
@@ -919,11 +913,7 @@ class _Site:
             )
             cells += f"<td>{_verdict_word(self.verdict_rows.get(run))}</td>"
             rows.append(f"<tr>{cells}</tr>")
-        return (
-            f'<table class="top-runs"><thead><tr>{head}</tr></thead>\n<tbody>\n'
-            + "\n".join(rows)
-            + "\n</tbody></table>"
-        )
+        return _table('class="top-runs"', head, rows)
 
     # -- all -------------------------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ __all__ = [
     "Verdicts",
     "combine",
     "empirical_pvalues",
+    "evaluated_run_scores",
     "failed_algorithms",
     "histogram_pvalues",
     "reference_mode",
@@ -485,6 +486,12 @@ def evaluation_runs(table: pd.DataFrame) -> pd.Series:
     )
 
 
+def evaluated_run_scores(run_scores: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The run scores of the evaluation runs (:func:`evaluation_runs`), with their label."""
+    merged = table[["run_number", "label", "split", "low_stats", "unreadable"]].merge(run_scores, on="run_number")
+    return merged[evaluation_runs(merged)]
+
+
 def caught_at(scores: np.ndarray, labels: np.ndarray, false_alarm_rate: float) -> tuple[float, float]:
     """(fraction of bad runs caught, threshold) when flagging ``false_alarm_rate`` of the good runs."""
     s = np.asarray(scores, dtype=np.float64)
@@ -507,8 +514,7 @@ def combiner_figures(
     with the reason in ``note`` when there are too few labelled runs (never a made-up 0.5)."""
     from sklearn.metrics import roc_auc_score
 
-    merged = table[["run_number", "label", "split", "low_stats", "unreadable"]].merge(run_scores, on="run_number")
-    evaluation = merged[evaluation_runs(merged)]
+    evaluation = evaluated_run_scores(run_scores, table)
     rows = []
     for column in columns:
         s = evaluation[column].to_numpy(dtype=np.float64)
