@@ -193,22 +193,24 @@ def score_chunk(
     table = read_run_table(run_table, columns)
     runs = table.runs
     n = len(runs)
-    identity = _scoring_identity(config, infos, record)
+    model = config.load({c: Path(model_dirs[c]) for c in trained}) if trained else None
+    identity = _scoring_identity(config, infos, record, model.bind(table) if model is not None else "")
     previous = _read_score_cache(cache, identity, columns)
     reuse = np.zeros(n, dtype=bool)
     scores = np.full((n, len(columns)), np.nan)
     extras: dict[str, np.ndarray] = {}  # per run x column: score band, latent coordinates
     if previous is not None:
         reuse, scores, extras = _reuse(previous, table, columns)
-    model = config.load({c: Path(model_dirs[c]) for c in trained}) if trained else None
     todo = runs[~reuse]
     batch = None
     if model is not None and len(todo):
-        subset = None if len(todo) == n else todo  # read everything at once when nothing is reused
+        # read everything at once when nothing is reused; else the new runs and their references
+        subset = None if len(todo) == n else np.union1d(todo, model.runs_needed(table, todo))
         batch = load_batch(
             run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen, runs=subset
         )
         rows = np.flatnonzero(~reuse)
+        scored = np.flatnonzero(np.isin(batch.runs, todo))  # the batch's rows of those runs, in order
         block = model.score(batch)
         position = {c: j for j, c in enumerate(block.columns)}
         fresh_extras = _fresh_extras(block, model.latent(batch), position, len(batch.runs))
@@ -225,9 +227,9 @@ def score_chunk(
                 data.split, ("missing", "low_stats")
             )
             fresh[empty] = np.inf
-            scores[rows, j] = fresh
+            scores[rows, j] = fresh[scored]
             for name, values in fresh_extras.items():
-                extras[name][rows, j] = values[:, position[column]]
+                extras[name][rows, j] = values[scored, position[column]]
     frames = []
     for j, column in enumerate(columns):
         entries = table.entries[column]
@@ -256,8 +258,8 @@ def score_chunk(
         frames.append(frame)
     cached_recos = _read_reco_cache(cache, identity, runs[reuse]) if previous is not None else {}
     recos = _write_reconstructions(
-        run_table, storage, columns, frames, model, trained, reco_files, prep, frozen, n_reconstructed, reco_runs,
-        batch, cached_recos,
+        run_table, table, storage, columns, frames, model, trained, reco_files, prep, frozen,
+        n_reconstructed, reco_runs, batch, todo, cached_recos,
     )  # fmt: skip
     if cache is not None:
         _write_score_cache(cache, identity, table, columns, scores, extras)
@@ -268,10 +270,11 @@ def score_chunk(
 
 
 def _scoring_identity(
-    config: AlgorithmConfig, infos: Mapping[str, Mapping[str, Any]], record: str | Path | None
+    config: AlgorithmConfig, infos: Mapping[str, Mapping[str, Any]], record: str | Path | None, bound: str = ""
 ) -> str:
     """What scores depend on besides a run's data: the models (the training record's id, which
-    every training rewrites), the chunk's model statuses and the scoring code."""
+    every training rewrites), the chunk's model statuses, the scoring code and what the model
+    said it depends on in the current run table (``bound``, e.g. its reference runs)."""
     if record is None:
         return ""
     try:
@@ -283,7 +286,7 @@ def _scoring_identity(
     for module in sorted({*modules, config.cls.__module__}):  # sorted: a set's order changes between processes
         code.update(Path(str(importlib.import_module(module).__file__)).read_bytes())
     statuses = json.dumps({c: i["status"] for c, i in infos.items()}, sort_keys=True)
-    return hashlib.sha1(f"{trained_id}|{statuses}|{code.hexdigest()}|{config.as_dict()}".encode()).hexdigest()
+    return hashlib.sha1(f"{trained_id}|{statuses}|{code.hexdigest()}|{config.as_dict()}|{bound}".encode()).hexdigest()
 
 
 def _read_cache(path: str | Path | None, identity: str, **expected: Any) -> pa.Table | None:
@@ -436,6 +439,7 @@ def _write_reco_cache(cache: str | Path, identity: str, recos: Mapping[tuple[str
 
 def _write_reconstructions(
     run_table: str | Path,
+    table: RunTable,
     storage: str | Path,
     columns: Sequence[str],
     frames: Sequence[pd.DataFrame],
@@ -447,6 +451,7 @@ def _write_reconstructions(
     n_reconstructed: int,
     reco_runs: Sequence[int],
     batch: Batch | None,
+    batch_scored: np.ndarray,
     cached: Mapping[tuple[str, int], Reco],
 ) -> dict[tuple[str, int], Reco]:
     """float32 originals (unit area) and reconstructions of each histogram's top runs outside the
@@ -459,8 +464,10 @@ def _write_reconstructions(
         wanted = [*candidates["run_number"].head(n_reconstructed).tolist(), *reco_runs]
         split = dict(zip(frame["run_number"], frame["split"], strict=True))
         chosen[column] = [r for r in dict.fromkeys(int(r) for r in wanted) if split.get(r, "missing") != "missing"]
-    in_batch = set() if batch is None else {int(r) for r in batch.runs}
+    in_batch = set() if batch is None else {int(r) for r in batch_scored}  # not the references read with them
     unread = sorted({r for c, runs in chosen.items() for r in runs if (c, r) not in cached and r not in in_batch})
+    if unread and model is not None:  # and the runs reconstructing them reads (references)
+        unread = np.union1d(unread, model.runs_needed(table, np.asarray(unread))).tolist()
     extra = (
         load_batch(run_table, storage, columns, min_entries=prep.min_entries, frozen_training=frozen, runs=unread)
         if unread
@@ -475,6 +482,8 @@ def _write_reconstructions(
             if source is None or data is None:
                 continue
             wanted_here = [r for r in chosen[column] if (column, r) not in cached and r not in todo]
+            if source is batch:
+                wanted_here = [r for r in wanted_here if r in in_batch]
             present = np.isin(source.runs, wanted_here)
             if not present.any():
                 continue

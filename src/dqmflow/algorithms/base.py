@@ -21,7 +21,9 @@ defaults, so a typo fails before any job runs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import json
 import pkgutil
 import re
 import types
@@ -36,6 +38,7 @@ import yaml
 
 from dqmflow.algorithms.losses import reconstruction_loss
 from dqmflow.preprocess import Batch, HistogramSet
+from dqmflow.runtable import RunTable
 
 __all__ = [
     "REGISTRY",
@@ -154,6 +157,15 @@ class Algorithm(_Configured):
         """Coordinates of every run in the model's latent space (runs x dimensions), or ``None``."""
         return None
 
+    def bind(self, table: RunTable, column: str) -> str:
+        """Called before scoring with the current run table; returns a digest of whatever else
+        than a run's own data its score depends on (e.g. the reference runs), "" if nothing."""
+        return ""
+
+    def runs_needed(self, runs: np.ndarray, entries: np.ndarray) -> np.ndarray:
+        """Other runs whose data scoring ``runs`` (with these entries) reads, e.g. references."""
+        return np.zeros(0, dtype=np.int64)
+
     @abstractmethod
     def save(self, directory: Path) -> None:
         """Write the fitted model into ``directory`` (which exists)."""
@@ -222,6 +234,17 @@ class MultiHistogramAlgorithm(_Configured):
         has a latent space (PCA, autoencoders); others are left out."""
         return {}
 
+    def bind(self, table: RunTable) -> str:
+        """Called before scoring with the whole current run table; returns a digest of what the
+        scores depend on besides each run's own data and the model ("" if nothing): scores
+        cached under another digest are recomputed."""
+        return ""
+
+    def runs_needed(self, table: RunTable, runs: np.ndarray) -> np.ndarray:
+        """Runs (besides ``runs``) whose data scoring or reconstructing ``runs`` reads: a batch
+        passed to :meth:`score` must hold them, else those runs score NaN."""
+        return np.zeros(0, dtype=np.int64)
+
     @abstractmethod
     def save(self, directories: Mapping[str, Path]) -> None:
         """Write the fitted model; ``directories`` holds one existing folder per fitted column."""
@@ -280,10 +303,25 @@ class PerHistogram(MultiHistogramAlgorithm):
         for _, column, model, data in self._each(batch):
             if columns is not None and column not in columns:
                 continue
-            reco = model.reconstruct(data.subset(wanted))
+            needed = wanted | np.isin(batch.runs, model.runs_needed(batch.runs[wanted], data.entries[wanted]))
+            reco = model.reconstruct(data.subset(needed))
             if reco is not None:
-                out[column] = reco
+                out[column] = reco[wanted[needed]]
         return out
+
+    def bind(self, table: RunTable) -> str:
+        digests = {column: model.bind(table, column) for column, model in self.models.items()}
+        if not any(digests.values()):
+            return ""
+        return hashlib.sha1(json.dumps(digests, sort_keys=True).encode()).hexdigest()
+
+    def runs_needed(self, table: RunTable, runs: np.ndarray) -> np.ndarray:
+        rows = np.isin(table.runs, runs)
+        needed = [
+            model.runs_needed(table.runs[rows], np.nan_to_num(table.entries[column][rows], nan=0.0))
+            for column, model in self.models.items()
+        ]
+        return np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *needed])).astype(np.int64)
 
     def latent(self, batch: Batch) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -377,6 +415,11 @@ def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any], wher
         if value is None and type(None) in options:
             return None
         hint = next(o for o in options if o is not type(None))
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: {name} must be a list, not {value!r}")
+        return tuple(_check_value(f"{name}[{i}]", v, item, meta, where) for i, v in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: {name} must be true or false, not {value!r}")

@@ -21,6 +21,7 @@ import numpy as np
 
 from dqmflow.algorithms.base import MultiHistogramAlgorithm, ScoreBlock
 from dqmflow.preprocess import Batch
+from dqmflow.runtable import RunTable
 
 __all__ = ["SEED_BAND", "Ensemble", "seed_folder"]
 
@@ -79,6 +80,14 @@ class Ensemble(MultiHistogramAlgorithm):
     def latent(self, batch: Batch) -> dict[str, np.ndarray]:
         """The latent space of the first seed (latent spaces of different seeds do not align)."""
         return self.members[0].latent(batch)
+
+    def bind(self, table: RunTable) -> str:
+        digests = [member.bind(table) for member in self.members]
+        return "|".join(digests) if any(digests) else ""
+
+    def runs_needed(self, table: RunTable, runs: np.ndarray) -> np.ndarray:
+        needed = [member.runs_needed(table, runs) for member in self.members]
+        return np.unique(np.concatenate(needed)).astype(np.int64)
 
     def save(self, directories: Mapping[str, Path]) -> None:
         for seed, member in zip(self.seeds, self.members, strict=True):
