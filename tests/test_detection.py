@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
 
-from dqmflow.algorithms import get_algorithm
-from dqmflow.algorithms.base import build_params
+from dqmflow.algorithms import load_config
+from dqmflow.algorithms.base import Algorithm
 from dqmflow.metrics import roc_auc
 from dqmflow.names import HistogramName
 from dqmflow.preprocess import HistogramSet
@@ -25,15 +26,8 @@ from tests.conftest import REPO
 #: Defects per histogram dimension.
 DEFECTS = {1: ("dead_bin", "hot_bin", "shifted_peak"), 2: ("dead_bin", "hot_bin", "missing_sector")}
 
-#: The algorithms that run in the test process (Keras ones run in a subprocess below).
-CONFIGS = {
-    "pca": {"n_components": 3},
-    "nmf": {"n_components": 3, "loss": "mse_top_n", "top_n": 5},
-    "ks": {"reference": "previous_good", "n_references": 4},
-    "chi2": {"reference": "mean_of_training"},
-    "beta_binomial": {"n_references": 4},
-    "beta_binomial/max_pull": {"statistic": "max_pull", "reference": "similar_entries"},
-}
+#: The shipped configs that run in the test process (Keras ones run in a subprocess below).
+CONFIGS = ["pca_2", "pca_5", "nmf", "ks", "chi2", "beta_binomial", "beta_binomial_max_pull"]
 
 
 def defective(rng: np.random.Generator, defect: str, ndim: int, n: int = 160, n_bad: int = 30) -> HistogramSet:
@@ -41,7 +35,7 @@ def defective(rng: np.random.Generator, defect: str, ndim: int, n: int = 160, n_
     if ndim == 1:
         x = np.linspace(-3, 3, 40)
         density = np.exp(-0.5 * x**2) + 0.1
-        shifted = np.exp(-0.5 * (x - 0.45) ** 2) + 0.1
+        shifted = np.exp(-0.5 * (x - 0.25) ** 2) + 0.1
     else:
         y, x = np.mgrid[-1:1:12j, -1:1:10j]
         density = 1.0 + 0.6 * np.cos(3 * np.hypot(x, y))
@@ -57,11 +51,11 @@ def defective(rng: np.random.Generator, defect: str, ndim: int, n: int = 160, n_
             if defect == "dead_bin":
                 flat[np.argmax(flat) - 2] = 0.0
             elif defect == "hot_bin":
-                flat[len(flat) // 5] *= 3.0
+                flat[len(flat) // 5] *= 1.6
             elif defect == "shifted_peak":
                 p = shifted / shifted.sum()
             elif defect == "missing_sector":
-                p[2:5, 6:9] = 0.0
+                p[2:5, 6:9] *= 0.5
             p = p / p.sum()
         runs.append(rng.poisson(p * rng.uniform(2e4, 5e4)))
     counts = np.stack(runs).astype(float)
@@ -82,23 +76,34 @@ def defective(rng: np.random.Generator, defect: str, ndim: int, n: int = 160, n_
 
 
 def fitted(name: str, data: HistogramSet):
-    cls = get_algorithm(name.split("/")[0])
-    return cls(build_params(cls, CONFIGS[name], "test")).fit(data)
+    config = load_config(REPO / "config" / "algorithms" / f"{name}.yaml")
+    cls = config.cls
+    assert issubclass(cls, Algorithm)
+    return cls(config.params).fit(data)
 
 
-CASES = [(name, ndim, defect) for name in CONFIGS for ndim in (1, 2) for defect in DEFECTS[ndim]]
+#: What an algorithm is not meant for: KS compares the x and y projections of a 2D map, where one
+#: bin of 120 barely moves them (the README says so; use chi2 or beta_binomial for single channels).
+BLIND = {("ks", 2, "dead_bin"), ("ks", 2, "hot_bin")}
+CASES = [
+    (name, ndim, defect)
+    for name in CONFIGS
+    for ndim in (1, 2)
+    for defect in DEFECTS[ndim]
+    if (name, ndim, defect) not in BLIND
+]
 
 
 @pytest.mark.parametrize(("name", "ndim", "defect"), CASES, ids=["-".join(map(str, c)) for c in CASES])
 def test_every_algorithm_detects_the_defects_experts_look_for(name: str, ndim: int, defect: str) -> None:
-    data = defective(np.random.default_rng(abs(hash((name, ndim, defect))) % 2**32), defect, ndim)
+    data = defective(np.random.default_rng(zlib.crc32(f"{name}/{ndim}/{defect}".encode())), defect, ndim)
     scores = fitted(name, data).score(data)
     judged = data.split != "train"
     auc = roc_auc(scores[judged], data.labels[judged])[2]
     assert auc > 0.95, f"{name} sees a {defect} in a {ndim}D histogram with AUC {auc:.3f}"
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("name", CONFIGS)
 def test_poisson_noise_is_flagged_at_the_nominal_rate(name: str) -> None:
     rates = []
     for seed in range(3):
