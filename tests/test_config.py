@@ -43,7 +43,7 @@ def test_plan_of_the_default_config(monkeypatch) -> None:
     assert plan.years == (2017, 2018)
     assert plan.subsystems == ("CSC", "L1T")
     assert len(plan.slugs) == 15 and len(set(plan.slugs)) == 15
-    assert set(plan.tags) == {"pca_2", "pca_5", "ae_dense", "ks_prev4", "chi2_mean"}
+    assert set(plan.tags) == {"pca_5", "bb_chi2_4ref", "ks_prev4", "chi2_mean", "ae_conv", "ae_simultaneous_seeds"}
 
 
 def _requirements() -> set[str]:
