@@ -75,11 +75,16 @@ def main() -> None:
     write_table(table, args.runs, args.histograms, args.algorithms)
     units = args.runs * args.histograms * args.algorithms
     print(f"{args.runs} runs x {args.histograms} histograms x {args.algorithms} algorithms ({work})")
-    wall, cpu, out = timed(str(table), "--out", str(work / "bare"), "--plots", "none", "--no-site")
-    print(f"verdicts and tables only: {wall:.1f} s wall, {cpu:.1f} s CPU ({1e3 * cpu / units:.3f} ms per unit)")
+    wall, bare, out = timed(str(table), "--out", str(work / "bare"), "--plots", "none", "--no-site")
+    print(f"verdicts and tables only: {wall:.1f} s wall, {bare:.1f} s CPU ({1e3 * bare / units:.3f} ms per unit)")
     wall, cpu, _ = timed(str(table), "--out", str(work / "full"))
-    figures = sum(1 for _ in (work / "full" / "plots").rglob("*.png"))
+    pngs = [p.stat().st_size for p in (work / "full" / "plots").rglob("*.png")]
+    figures = len(pngs)
     print(f"with figures (plots: matter) and the web page: {wall:.1f} s wall, {cpu:.1f} s CPU, {figures} figures")
+    print(
+        f"figures and web page: {cpu - bare:.1f} s CPU ({1e3 * (cpu - bare) / max(figures, 1):.0f} ms per figure); "
+        f"PNGs {sum(pngs) / 1e6:.1f} MB ({sum(pngs) / max(figures, 1) / 1e3:.0f} kB each)"
+    )
     run_level = pd.read_csv(work / "bare" / "run_level_auc.csv").set_index("run_score")
     print("\nrun-level AUC on the synthetic truth:")
     print(run_level[["auc"]].T.to_string(float_format=lambda v: f"{v:.3f}"))

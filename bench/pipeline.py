@@ -144,7 +144,9 @@ def main() -> None:
         added_wall, added = add_runs(workdir, args.cores, args.runs_per_year, args.add_runs)
         print(f"adding {args.add_runs} runs: {added_wall:.1f} s wall ({added_wall / wall:.1%} of the full run), "
               f"{added['cpu'].sum():.1f} s CPU ({added['cpu'].sum() / stages['cpu'].sum():.1%} of the full run); "
-              f"jobs: {added['jobs'].to_dict()}\n")  # fmt: skip
+              f"jobs: {added['jobs'].to_dict()}")  # fmt: skip
+        print("the added runs per stage (summed job time and CPU):")
+        print(added.to_string(float_format=lambda v: f"{v:.2f}") + "\n")
     pd.set_option("display.width", 160)
     print("per stage (summed job time and CPU; jobs run in parallel):")
     print(stages.to_string(float_format=lambda v: f"{v:.2f}"))

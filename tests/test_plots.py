@@ -356,3 +356,50 @@ def test_latent_space(tmp_path: Path) -> None:
     _png(tmp_path / "latent_1d.png")
     plots.plot_latent(frame.assign(latent_1=np.nan), "h", tmp_path / "none.png")
     _png(tmp_path / "none.png", min_width=200)
+
+
+def test_kept_figures_draw_as_new_ones(tmp_path: Path) -> None:
+    """A figure drawn on axes kept from an earlier, different figure is the same picture as on new axes."""
+    linear = _score_frame(seed=4).assign(score=lambda f: np.log(f["score"].clip(lower=1e-3)))
+    frames = [_score_frame(), linear, _score_frame().assign(label=-1), _score_frame().assign(score=np.inf), linear]
+    rocs = [{"a": _roc(2.0, 1), "b": _roc(0.5, 2)}, {"a": _nan_roc(), "b": _roc(1.0, 3)}, {"a": _roc(1.5, 4)}]
+    draws = [(plots.plot_score_distributions, frame) for frame in frames]
+    draws += [(function, result) for result in rocs for function in (plots.plot_roc, plots.plot_sic)]
+    matrices = [("max TPR·(1-FPR)", np.array([[100, 20], [3, 12]])), ("FAR 5%", np.array([[114, 6], [0, 0]]))]
+    draws += [(plots.plot_confusion, matrices), (plots.plot_confusion, matrices[::-1])]
+    five = [*matrices, *matrices, ("FAR 1%", np.array([[7, 1], [2, 9]]))]
+    draws += [(plots.plot_confusion, five), (plots.plot_confusion, five[:1] + five), (plots.plot_confusion, five)]
+    rng = np.random.default_rng(5)
+    latent = pd.DataFrame(
+        {
+            "latent_1": rng.normal(size=120),
+            "latent_2": rng.normal(size=120) * 30,
+            "score": rng.exponential(size=120),
+            "label": np.r_[np.zeros(100, int), np.ones(10, int), -np.ones(10, int)],
+            "split": np.r_[["train"] * 50, ["test"] * 60, ["low_stats"] * 10],
+        }
+    )
+    one_d = latent.assign(latent_2=np.nan)
+    draws += [(plots.plot_latent, frame) for frame in (one_d, latent, one_d.assign(score=-one_d["score"]), latent)]
+    for k, (function, data) in enumerate(draws):
+        function(data, f"{TITLE} {k}", tmp_path / f"kept{k}.png")
+    plots._REUSED.clear()
+    for k, (function, data) in enumerate(draws):
+        function(data, f"{TITLE} {k}", tmp_path / f"new{k}.png")
+        plots._REUSED.clear()
+        kept, new = (_png(tmp_path / f"{kind}{k}.png", max_width=3200) for kind in ("kept", "new"))
+        np.testing.assert_array_equal(kept, new)
+
+
+def test_bootstrap_bands_are_those_of_one_resample_at_a_time() -> None:
+    """The bands drawn come from all bootstrap resamples at once: bit for bit the ROC of each one."""
+    from dqmflow import metrics
+
+    rng = np.random.default_rng(8)
+    samples = np.round(rng.normal(size=(40, 50)), 1)  # ties within and across classes
+    labels = np.r_[np.zeros(38), np.ones(12)]
+    aucs, curves = metrics._aucs_and_curves(samples, labels)
+    for row, auc, curve in zip(samples, aucs, curves, strict=True):
+        one_auc, one_curve = metrics._auc_and_curve(row, labels)
+        assert auc == one_auc
+        np.testing.assert_array_equal(curve, one_curve)

@@ -82,6 +82,32 @@ def _auc_and_curve(s: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.trapezoid(tpr, fpr)), np.interp(FPR_GRID, fpr, tpr)
 
 
+def _aucs_and_curves(samples: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_auc_and_curve` of every row of ``samples`` (same ``labels`` for every row), with the
+    sorting and counting done for all rows at once: the same numbers, bit for bit."""
+    n_rows, n = samples.shape
+    order = np.argsort(-samples, axis=1, kind="mergesort")
+    s = np.take_along_axis(samples, order, axis=1)
+    # A ROC point after the last run of every tie, and (0, 0) in front of each row.
+    point = np.ones((n_rows, n + 1), dtype=bool)
+    point[:, 1:-1] = np.diff(s, axis=1) != 0
+    tps = np.zeros((n_rows, n + 1))
+    tps[:, 1:] = np.cumsum(labels[order], axis=1)
+    fps = np.arange(n + 1) - tps
+    tpr = (tps / tps[:, -1:])[point]
+    fpr = (fps / fps[:, -1:])[point]
+    ends = np.cumsum(point.sum(axis=1))
+    starts = ends - point.sum(axis=1)
+    # np.trapezoid's terms; summed per row by the same reduction over the same values
+    terms = np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0
+    aucs = np.empty(n_rows)
+    curves = np.empty((n_rows, len(FPR_GRID)))
+    for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        aucs[i] = np.add.reduce(terms[a : b - 1])
+        curves[i] = np.interp(FPR_GRID, fpr[a:b], tpr[a:b])
+    return aucs, curves
+
+
 @dataclass(frozen=True)
 class RocResult:
     fpr: np.ndarray
@@ -127,10 +153,10 @@ def bootstrap_roc(scores: np.ndarray, labels: np.ndarray, n_bootstrap: int = 200
     rng = np.random.default_rng(seed)
     good, bad = s[y == 0], s[y == 1]
     labels_boot = np.r_[np.zeros(n_good), np.ones(n_bad)]
-    aucs, tprs = np.empty(n_bootstrap), np.empty((n_bootstrap, len(FPR_GRID)))
-    for i in range(n_bootstrap):
-        resampled = np.concatenate([rng.choice(good, size=n_good), rng.choice(bad, size=n_bad)])
-        aucs[i], tprs[i] = _auc_and_curve(resampled, labels_boot)
+    resampled = np.empty((n_bootstrap, n_good + n_bad))
+    for i in range(n_bootstrap):  # the draws in the order of one resample after the other
+        resampled[i, :n_good], resampled[i, n_good:] = rng.choice(good, size=n_good), rng.choice(bad, size=n_bad)
+    aucs, tprs = _aucs_and_curves(resampled, labels_boot)
     return RocResult(
         fpr, tpr, auc, float(np.std(aucs)), FPR_GRID, tprs.mean(axis=0), tprs.std(axis=0), n_good, n_bad, thresholds
     )
@@ -153,10 +179,13 @@ def with_seeds(result: RocResult, seed_scores: np.ndarray, labels: np.ndarray) -
     return replace(result, seed_aucs=np.asarray(aucs), seed_tpr=band)
 
 
-def _far(good: np.ndarray, bad: np.ndarray, efficiency: float) -> float:
-    k = int(np.ceil(efficiency * len(bad)))
-    threshold = np.sort(bad)[::-1][max(k - 1, 0)]
-    return float((good >= threshold).mean())
+def _far(good: np.ndarray, bad: np.ndarray, efficiency: float) -> np.ndarray:
+    """False-alarm rate of each row of ``good`` at the threshold that keeps a fraction ``efficiency``
+    of the same row of ``bad`` (1D arrays: one rate)."""
+    good, bad = np.atleast_2d(good), np.atleast_2d(bad)
+    k = int(np.ceil(efficiency * bad.shape[1]))
+    threshold = np.sort(bad, axis=1)[:, bad.shape[1] - 1 - max(k - 1, 0)]
+    return np.asarray((good >= threshold[:, None]).mean(axis=1))
 
 
 def false_alarm_rates(
@@ -175,8 +204,10 @@ def false_alarm_rates(
         if len(good) == 0 or len(bad) == 0:
             rows.append({"efficiency": eff, "false_alarm_rate": np.nan, "false_alarm_rate_std": np.nan})
             continue
-        boot = [_far(rng.choice(good, len(good)), rng.choice(bad, len(bad)), eff) for _ in range(n_bootstrap)]
-        rows.append(
-            {"efficiency": eff, "false_alarm_rate": _far(good, bad, eff), "false_alarm_rate_std": float(np.std(boot))}
-        )
+        goods, bads = np.empty((n_bootstrap, len(good))), np.empty((n_bootstrap, len(bad)))
+        for i in range(n_bootstrap):  # the draws in the order of one resample after the other
+            goods[i], bads[i] = rng.choice(good, len(good)), rng.choice(bad, len(bad))
+        boot = _far(goods, bads, eff)
+        rate = float(_far(good, bad, eff)[0])
+        rows.append({"efficiency": eff, "false_alarm_rate": rate, "false_alarm_rate_std": float(np.std(boot))})
     return pd.DataFrame(rows)

@@ -1,10 +1,15 @@
 """Matplotlib figures of the assessment (PNG, headless Agg backend).
 
-Every public function draws one figure, writes it to ``path`` (parent folders are created) at
-100 dpi and closes it. Figures are 600-900 px wide for a single panel, with fonts of at least
-9 pt; legends sit outside the curves (beside the axes, above the figure, or in headroom kept
-free above the histograms). Titles may be long histogram paths: they are wrapped at ``/`` and
-spaces, and drawn literally (``$`` does not start mathtext).
+Every public function draws one figure and writes it to ``path`` (parent folders are created) at
+100 dpi, cropped to what is drawn. Figures are 600-900 px wide for a single panel, with fonts of
+at least 9 pt; legends sit outside the curves (beside the axes, above the figure, or in headroom
+kept free above the histograms). Titles may be long histogram paths: they are wrapped at ``/``
+and spaces, and drawn literally (``$`` does not start mathtext).
+
+Drawing is the cost of an assessment's figures, so (measured on ``bench/assess.py``): no pyplot
+and no layout engine; one draw per figure (:func:`_save`); the figures drawn for every histogram
+(ROC, SIC, confusion matrices, score distributions) keep their figure and axes from one call to
+the next (:func:`_reused_axes`); text lines are rendered once per process (:class:`_TextCache`).
 
 * :func:`plot_roc`, :func:`plot_run_level`: ROC curves with their ±1σ bootstrap bands
   (:func:`dqmflow.metrics.bootstrap_roc`), AUC ± std in the legend.
@@ -22,29 +27,34 @@ spaces, and drawn literally (``$`` does not start mathtext).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
+from matplotlib.backend_bases import GraphicsContextBase
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties, fontManager, get_font
 from matplotlib.gridspec import GridSpec
 from matplotlib.lines import Line2D
+from matplotlib.patches import StepPatch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
-from matplotlib.transforms import ScaledTranslation
+from matplotlib.transforms import Bbox, ScaledTranslation
 from matplotlib.typing import RcKeyType
+from PIL import Image, PngImagePlugin
 
 from dqmflow.metrics import RocResult
 
@@ -99,14 +109,146 @@ _TITLE_PAD = 0.1  # inches between an axes and its title
 # --------------------------------------------------------------------------------------------- helpers
 
 
+class _TextCache:
+    """Rendered text lines, kept for the life of the process (tick labels, axis labels and legend
+    entries repeat from figure to figure).
+
+    Matplotlib >= 3.10 renders text glyph by glyph through Python, which was 40% of the drawing
+    time; this renders a line once as one bitmap (FreeType, as ``get_text_width_height_descent``
+    lays it out) and pastes it, as matplotlib < 3.10 did. Any failure (a changed private API)
+    switches it off for the process: text is then drawn by matplotlib itself.
+    """
+
+    enabled = True
+    _MAX = 4096
+
+    def __init__(self) -> None:
+        self.lines: dict[tuple[Any, ...], tuple[np.ndarray, float, float, float]] = {}
+
+    def bitmap(self, prop: FontProperties, text: str, dpi: float, antialiased: bool) -> tuple[Any, ...]:
+        flags = get_hinting_flag()
+        paths = tuple(fontManager._find_fonts_by_props(prop))
+        size = prop.get_size_in_points()
+        key = (paths, size, dpi, text, antialiased, flags)
+        hit = self.lines.get(key)
+        if hit is None:
+            font = get_font(list(paths))
+            font.clear()
+            font.set_size(size, dpi)
+            font.set_text(text, 0.0, flags=flags)
+            font.draw_glyphs_to_bitmap(antialiased=antialiased)
+            xo, yo = font.get_bitmap_offset()
+            hit = (np.array(font.get_image(), dtype=np.uint8), font.get_descent() / 64.0, xo / 64.0, yo / 64.0)
+            if len(self.lines) >= self._MAX:
+                self.lines.clear()
+            self.lines[key] = hit
+        return hit
+
+
+_TEXT = _TextCache()
+
+
+_Heights = tuple[float, float, float] | tuple[None, None, None]
+_HEIGHTS: dict[tuple[Any, ...], _Heights] = {}
+
+
+class _Renderer(RendererAgg):
+    """Agg renderer drawing plain (non-mathtext) text from :data:`_TEXT`, with the line heights of
+    a font kept (matplotlib reads them from the font file for every text it lays out)."""
+
+    def _get_font_height_metrics(self, prop: FontProperties) -> _Heights:
+        """(ascent, descent, line gap) in pixels, as ``matplotlib.text.Text._get_layout`` computes them
+        when a renderer has no such method; (None, None, None) lets it measure "lp" instead."""
+        paths = tuple(fontManager._find_fonts_by_props(prop))
+        size = prop.get_size_in_points()
+        key = (paths, size, self.dpi)
+        hit = _HEIGHTS.get(key)
+        if hit is None:
+            font = get_font(list(paths))
+            head = font.get_sfnt_table("head")
+            os2, hhea = font.get_sfnt_table("OS/2"), font.get_sfnt_table("hhea")
+            hit = (None, None, None)
+            if head is not None:
+                scale = 1 / head["unitsPerEm"] * size * self.dpi / 72
+                if os2 is not None:
+                    hit = (os2["sTypoAscender"] * scale, -os2["sTypoDescender"] * scale, os2["sTypoLineGap"] * scale)
+                elif hhea is not None:
+                    hit = (hhea["ascent"] * scale, -hhea["descent"] * scale, hhea["lineGap"] * scale)
+            _HEIGHTS[key] = hit
+        return hit
+
+    def draw_text(
+        self,
+        gc: GraphicsContextBase,
+        x: float,
+        y: float,
+        s: str,
+        prop: FontProperties,
+        angle: float,
+        ismath: bool | str = False,
+        mtext: Any = None,
+    ) -> None:
+        if not ismath and _TextCache.enabled:
+            try:
+                image, descent, xo, yo = _TEXT.bitmap(prop, s, self.dpi, bool(gc.get_antialiased()))
+                xd, yd = descent * math.sin(math.radians(angle)), descent * math.cos(math.radians(angle))
+                self._renderer.draw_text_image(image, round(x + xo + xd), round(y + yo + yd) + 1, angle, gc)
+                return
+            except (AttributeError, TypeError, ValueError, RuntimeError):
+                _TextCache.enabled = False
+        super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+
+
+class _Canvas(FigureCanvasAgg):
+    def get_renderer(self) -> RendererAgg:
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self._lastKey != key:
+            self.renderer = _Renderer(w, h, self.figure.dpi)
+            self._lastKey = key  # type: ignore[assignment]
+        return self.renderer
+
+
+# Room drawn around the axes grid (inches: left, bottom, right, top) for tick labels, titles and
+# legends outside it; the PNG is then cropped to what was drawn. Content reaching the edge of this
+# room is drawn again the slow way (``bbox_inches="tight"``).
+_ROOM = (1.3, 1.1, 4.2, 2.6)
+_PNG_INFO = PngImagePlugin.PngInfo()
+_PNG_INFO.add_text("Software", f"Matplotlib version{matplotlib.__version__}, https://matplotlib.org/")
+
+
+class _Discard(io.RawIOBase):
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
 def _save(fig: Figure, path: PathLike) -> None:
-    """Write ``fig`` as PNG (100 dpi, tight bounding box) and close it."""
+    """Write ``fig`` as PNG (100 dpi) cropped to what is drawn, with a margin of 0.1 inch.
+
+    One draw, on a canvas with room around the axes grid, then cropped to the drawn pixels: the
+    same picture as ``savefig(bbox_inches="tight")``, which draws the figure twice (once to
+    measure it). RGB, as every figure is opaque.
+    """
     target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target, dpi=DPI, bbox_inches="tight", format="png")
-    finally:
-        plt.close(fig)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A kept figure keeps its canvas, and with it the renderer and its cache of text sizes.
+    canvas = fig.canvas if isinstance(fig.canvas, _Canvas) else _Canvas(fig)
+    left, bottom, right, top = _ROOM
+    width, height = fig.get_size_inches()
+    room = Bbox.from_extents(-left, -bottom, width + right, height + top)
+    fig.savefig(cast(IO[bytes], _Discard()), format="rgba", dpi=DPI, bbox_inches=room)
+    renderer = canvas.renderer
+    w, h = int(renderer.width), int(renderer.height)
+    pixels = np.frombuffer(renderer.buffer_rgba(), dtype=np.uint32).reshape(h, w)
+    ink = pixels != pixels[0, 0]
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if len(rows) == 0 or rows[0] == 0 or cols[0] == 0 or rows[-1] == h - 1 or cols[-1] == w - 1:
+        fig.savefig(target, dpi=DPI, bbox_inches="tight", format="png")  # did not fit in the room
+        return
+    pad = round(float(matplotlib.rcParams["savefig.pad_inches"]) * DPI)
+    box = (max(cols[0] - pad, 0), max(rows[0] - pad, 0), min(cols[-1] + 1 + pad, w), min(rows[-1] + 1 + pad, h))
+    image = Image.frombuffer("RGBA", (w, h), renderer.buffer_rgba(), "raw", "RGBA", 0, 1)
+    image.crop(box).convert("RGB").save(target, format="png", compress_level=3, dpi=(DPI, DPI), pnginfo=_PNG_INFO)
 
 
 def _grid(
@@ -122,7 +264,7 @@ def _grid(
 
     No layout engine runs (constrained layout cost a third of the drawing time): the gaps are
     chosen for the labels they hold, and tick labels, titles and legends outside the grid are
-    taken in by ``bbox_inches="tight"``. The figure is not registered with pyplot.
+    taken in by the crop of :func:`_save`. The figure is not registered with pyplot.
     """
     fig = Figure(
         figsize=(ncols * width + (ncols - 1) * wgap, nrows * height + (nrows - 1) * hgap),
@@ -132,6 +274,54 @@ def _grid(
         nrows, ncols, left=0.0, right=1.0, bottom=0.0, top=1.0, wspace=wgap / width, hspace=hgap / height
     )
     return fig, grid
+
+
+_REUSED: dict[tuple[Any, ...], tuple[Figure, list[Axes]]] = {}
+
+
+def _reused_axes(
+    kind: str,
+    nrows: int,
+    ncols: int,
+    *,
+    width: float,
+    height: float,
+    wgap: float = 0.0,
+    hgap: float = 0.0,
+) -> tuple[Figure, list[Axes]]:
+    """The axes (row by row) of a :func:`_grid` figure kept for figures of this ``kind`` and layout.
+
+    Creating the axes and their ticks was a third of the time of a figure; a kept figure comes
+    back as new: every artist added by the last figure removed, linear scales with their default
+    tick locators and formatters, automatic limits, no titles, labels or legends. Callers set
+    the scales, limits, labels and titles they use, as on a new figure, and draw it with
+    :func:`_save` (which does not close it).
+    """
+    key = (kind, nrows, ncols, width, height, wgap, hgap)
+    kept = _REUSED.get(key)
+    if kept is None:
+        fig, grid = _grid(nrows, ncols, width=width, height=height, wgap=wgap, hgap=hgap)
+        axes = [fig.add_subplot(grid[i, j]) for i in range(nrows) for j in range(ncols)]
+        _REUSED[key] = fig, axes
+        return fig, axes
+    fig, axes = kept
+    for artist in [*fig.texts, *fig.legends]:
+        artist.remove()
+    for ax in axes:
+        for artist in [*ax.lines, *ax.patches, *ax.collections, *ax.texts, *ax.images]:
+            artist.remove()
+        if ax.legend_ is not None:
+            ax.legend_.remove()
+        ax.set_xscale("linear")
+        ax.set_yscale("linear")
+        ax.set_title("")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.ignore_existing_data_limits = True
+        ax.set_autoscale_on(True)
+        ax.set_prop_cycle(None)
+        ax.set_visible(True)
+    return fig, axes
 
 
 def _lines(text: str) -> int:
@@ -270,7 +460,7 @@ def _roc_band(ax: Axes, result: RocResult, color: Any) -> None:
 
 def _draw_rocs(
     fig: Figure,
-    grid: GridSpec,
+    ax: Axes,
     results: Mapping[str, RocResult],
     title: str,
     *,
@@ -278,7 +468,6 @@ def _draw_rocs(
     xlabel: str,
     ylabel: str,
 ) -> None:
-    ax = fig.add_subplot(grid[0, 0])
     note, shared = _counts_note(results)
     drawn = 0
     for (name, res), color in zip(results.items(), _colors(len(results)), strict=True):
@@ -319,10 +508,10 @@ def plot_roc(results: Mapping[str, RocResult], title: str, path: PathLike) -> No
     AUC (no good or no bad run) are listed as "needs good and bad runs".
     """
     with matplotlib.rc_context(_STYLE):
-        fig, grid = _grid(1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
+        fig, (ax,) = _reused_axes("roc", 1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
         _draw_rocs(
             fig,
-            grid,
+            ax,
             results,
             title,
             mark_working_point=True,
@@ -338,10 +527,10 @@ def plot_run_level(results: Mapping[str, RocResult], title: str, path: PathLike)
     Legend "name: AUC x ± y"; ±1σ bootstrap bands; the diagonal is a random verdict.
     """
     with matplotlib.rc_context(_STYLE):
-        fig, grid = _grid(1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
+        fig, (ax,) = _reused_axes("roc", 1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
         _draw_rocs(
             fig,
-            grid,
+            ax,
             results,
             title,
             mark_working_point=False,
@@ -383,8 +572,7 @@ def plot_sic(results: Mapping[str, RocResult], title: str, path: PathLike) -> No
     SIC = sqrt(TPR) (dotted).
     """
     with matplotlib.rc_context(_STYLE):
-        fig, grid = _grid(1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
-        ax = fig.add_subplot(grid[0, 0])
+        fig, (ax,) = _reused_axes("sic", 1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
         note, shared = _counts_note(results)
         drawn = 0
         top = 1.0
@@ -452,9 +640,13 @@ def plot_confusion(matrices: Sequence[tuple[str, np.ndarray]], title: str, path:
     title_space = max(_title_space(name) for name in names)
     with matplotlib.rc_context(_STYLE):
         # 0.9 inch between panels holds the next panel's row labels, "true" and the title lines.
-        fig, grid = _grid(nrows, ncols, width=max(2.6, 5.4 / ncols), height=2.4, wgap=1.0, hgap=0.65 + title_space)
+        fig, axes = _reused_axes(
+            "confusion", nrows, ncols, width=max(2.6, 5.4 / ncols), height=2.4, wgap=1.0, hgap=0.65 + title_space
+        )
+        for ax in axes[n:]:  # an incomplete last row
+            ax.set_visible(False)
         for k, ((_, m), name) in enumerate(zip(items, names, strict=True)):
-            ax = fig.add_subplot(grid[divmod(k, ncols)])
+            ax = axes[k]
             frac = _row_fractions(m)
             ax.imshow(np.nan_to_num(frac, nan=0.0), cmap="Blues", vmin=0, vmax=1, aspect="auto", origin="upper")
             for i in range(2):
@@ -561,6 +753,13 @@ def _headroom(ax: Axes, peak: float, log: bool) -> None:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _steps(ax: Axes, values: np.ndarray, edges: np.ndarray, **kwargs: Any) -> None:
+    """``ax.stairs(values, edges, **kwargs)`` (colours given as face and edge colours) without
+    updating the data limits from the path, a tenth of the time of a score figure: callers set
+    both axis limits."""
+    ax.add_artist(StepPatch(values, edges, baseline=0, **kwargs))
+
+
 def _draw_groups(
     ax: Axes,
     groups: Sequence[tuple[str, np.ndarray, Any, bool]],
@@ -574,8 +773,8 @@ def _draw_groups(
             continue
         drawn.append(c.counts)
         if filled:
-            ax.stairs(c.counts, binning.edges, fill=True, color=color, alpha=0.3, lw=0)
-        ax.stairs(c.counts, binning.edges, color=color, lw=1.6, label=_label(c.legend(name)))
+            _steps(ax, c.counts, binning.edges, fill=True, facecolor=color, alpha=0.3, lw=0)
+        _steps(ax, c.counts, binning.edges, fill=False, edgecolor=color, lw=1.6, label=_label(c.legend(name)))
     if binning.log:
         _log_scale(ax, "x")
     ax.set_xlim(binning.edges[0], binning.edges[-1])
@@ -628,7 +827,9 @@ def plot_score_distributions(frame: pd.DataFrame, title: str, path: PathLike) ->
     bases = ("algorithm basis: calibration + test runs", "run-set basis: runs not labelled bad")
     top_titles = [f"{head}\n{bases[0]}" for head in heads]
     with matplotlib.rc_context(_STYLE):
-        fig, grid = _grid(2, ncols, width=col_width, height=2.4, wgap=0.6, hgap=0.6 + _title_space(bases[1]))
+        fig, axes = _reused_axes(
+            "scores", 2, ncols, width=col_width, height=2.4, wgap=0.6, hgap=0.6 + _title_space(bases[1])
+        )
         for j, algorithm in enumerate(shown):
             sub = data[data["algorithm"] == algorithm]
             score, label, split = sub["score"].to_numpy(), sub["label"].to_numpy(), sub["split"].to_numpy()
@@ -647,7 +848,7 @@ def plot_score_distributions(frame: pd.DataFrame, title: str, path: PathLike) ->
                 ("low statistics", score[split == "low_stats"], LOW_STATS, True),
             ]
             for i, groups, panel_title in ((0, top, top_titles[j]), (1, bottom, bases[1])):
-                ax = fig.add_subplot(grid[i, j])
+                ax = axes[i * ncols + j]
                 _draw_groups(ax, groups, binning)
                 ax.set_title(panel_title)
                 ax.set_xlabel("anomaly score")
@@ -1074,8 +1275,7 @@ def plot_latent(frame: pd.DataFrame, title: str, path: PathLike) -> None:
         ("low statistics", split == "low_stats", LOW_STATS, "x", 20),
     ]
     with matplotlib.rc_context(_STYLE):
-        fig, grid = _grid(1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
-        ax = fig.add_subplot(grid[0, 0])
+        fig, (ax,) = _reused_axes("latent", 1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
         for name, mask, color, marker, size in groups:
             if mask.any():
                 ax.scatter(data["latent_1"].to_numpy()[mask], data[y_column].to_numpy()[mask], s=size, c=color,
