@@ -1,6 +1,7 @@
 """Benchmark: the full demo pipeline, timed per stage, and detection quality on the demo truth.
 
     python bench/pipeline.py [--workdir DIR] [--cores 2] [--runs-per-year 160] [--add-runs 10] [--reuse]
+                             [--configs config/algorithms/A.yaml ...]
 
 Runs ``snakemake`` on the default config (embedded demo) in a fresh working directory, then prints
 * per stage (rule): jobs, summed job seconds (from Snakemake's benchmark files) and the share of
@@ -22,6 +23,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,19 +46,23 @@ def write_datasets(workdir: Path, runs_per_year: int, seed: int, held_back: int)
     return added
 
 
-def run_pipeline(workdir: Path, cores: int, runs_per_year: int, held_back: int) -> float:
+def run_pipeline(workdir: Path, cores: int, runs_per_year: int, held_back: int, **overrides: Any) -> float:
     workdir.mkdir(parents=True, exist_ok=True)
-    config = write_config(workdir)
+    config = write_config(workdir, **overrides)
     write_datasets(workdir, runs_per_year, config["demo"]["seed"], held_back)
-    write_config(workdir, datasets=str(workdir / "datasets.json"), demo={"runs_per_year": runs_per_year})
+    write_config(workdir, datasets=str(workdir / "datasets.json"), demo={"runs_per_year": runs_per_year}, **overrides)
     start = time.perf_counter()
     snakemake(workdir, "--cores", str(cores), "all", "--quiet", "all", capture=False)
     return time.perf_counter() - start
 
 
-def add_runs(workdir: Path, cores: int, runs_per_year: int, held_back: int) -> tuple[float, pd.DataFrame]:
+def add_runs(
+    workdir: Path, cores: int, runs_per_year: int, held_back: int, **overrides: Any
+) -> tuple[float, pd.DataFrame]:
     """Add the held-back runs and run again: wall clock and the benchmark rows of the jobs that ran."""
-    config = write_config(workdir, datasets=str(workdir / "datasets.json"), demo={"runs_per_year": runs_per_year})
+    config = write_config(
+        workdir, datasets=str(workdir / "datasets.json"), demo={"runs_per_year": runs_per_year}, **overrides
+    )
     write_datasets(workdir, runs_per_year, config["demo"]["seed"], 0)
     since = time.time()
     start = time.perf_counter()
@@ -132,16 +138,18 @@ def main() -> None:
     parser.add_argument("--runs-per-year", type=int, default=160)
     parser.add_argument("--add-runs", type=int, default=10, help="runs held back, then added (0: skip)")
     parser.add_argument("--reuse", action="store_true", help="only re-read the results already in --workdir")
+    parser.add_argument("--configs", nargs="+", help="algorithm config files (default: the shipped config's list)")
     args = parser.parse_args()
+    overrides: dict[str, Any] = {"algorithms": [str(Path(c).resolve()) for c in args.configs]} if args.configs else {}
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dqmflow-bench-"))
     if not args.reuse:
         if args.workdir and workdir.exists():
             shutil.rmtree(workdir)
-        wall = run_pipeline(workdir, args.cores, args.runs_per_year, args.add_runs)
+        wall = run_pipeline(workdir, args.cores, args.runs_per_year, args.add_runs, **overrides)
         print(f"full demo pipeline: {wall:.1f} s wall clock on {args.cores} cores ({workdir})\n")
     stages = stage_table(workdir)
     if not args.reuse and args.add_runs:
-        added_wall, added = add_runs(workdir, args.cores, args.runs_per_year, args.add_runs)
+        added_wall, added = add_runs(workdir, args.cores, args.runs_per_year, args.add_runs, **overrides)
         print(f"adding {args.add_runs} runs: {added_wall:.1f} s wall ({added_wall / wall:.1%} of the full run), "
               f"{added['cpu'].sum():.1f} s CPU ({added['cpu'].sum() / stages['cpu'].sum():.1%} of the full run); "
               f"jobs: {added['jobs'].to_dict()}")  # fmt: skip

@@ -74,12 +74,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (work / "contents.json").write_text(json.dumps(CONTENTS))
     write_datasets(work / "datasets.json", HELD_BACK)
     algorithms = []
-    for name in ("pca_2", "ks", "chi2"):
+    for name in ("pca_2", "ks", "chi2", "beta_binomial"):
         target = work / f"{name}.yaml"
         target.write_text((REPO / "config" / "algorithms" / f"{name}.yaml").read_text())
         algorithms.append(str(target))
     (work / "ae.yaml").write_text(
-        "algorithm: autoencoder\ntag: ae_fast\nparams: {n_epochs: 30, early_stopping_rounds: 5, n_nodes: 8}\n"
+        "algorithm: simultaneous_autoencoder\ntag: ae_fast\nparams: {n_epochs: 30, early_stopping_rounds: 5, n_nodes: 8}\n"
         "seeds: [0, 1]\n"
     )
     algorithms.append(str(work / "ae.yaml"))
@@ -104,14 +104,14 @@ def test_full_run_outputs(workdir: Path) -> None:
     assert len(table) == 2 * SPEC.runs_per_year - HELD_BACK
     scores = pd.read_parquet(pd_dir / "scores.parquet")
     assert {"run_number", "histogram", "algorithm", "score", "label", "split"} <= set(scores.columns)
-    assert set(scores["algorithm"]) == {"pca_2", "ks_prev4", "chi2_mean", "ae_fast"}
-    assert len(scores) == len(table) * N_HISTS * 4, "every run is scored for every histogram and algorithm"
+    assert set(scores["algorithm"]) == {"pca_2", "ks_prev4", "chi2_mean", "bb_chi2_4ref", "ae_fast"}
+    assert len(scores) == len(table) * N_HISTS * ALGORITHMS, "every run is scored for every histogram and algorithm"
     assert "CSC/" + ODD in set(scores["histogram"])
     metrics = pd.read_csv(pd_dir / "summary" / "metrics.csv")
     ensemble = metrics[metrics["algorithm"] == "ae_fast"]
     assert (ensemble["n_seeds"] == 2).all() and ensemble["auc_seed_median"].notna().all(), "AUC over seeds"
     assert {"score_seed_0", "score_seed_1", "score_lo", "score_hi"} <= set(scores.columns)
-    assert len(metrics) == N_HISTS * 4 and {"auc", "auc_std", "far_at_90", "n_reference"} <= set(metrics.columns)
+    assert len(metrics) == N_HISTS * ALGORITHMS and {"auc", "auc_std", "far_at_90", "n_reference"} <= set(metrics.columns)
     assert (pd_dir / "summary" / "false_alarm.tex").read_text().count(r"\pm") >= 3
     assert "CSC//Run summary/CSCOfflineMonitor/Digis/hStripNFired ME+1-1 \\#strips" in (
         pd_dir / "summary" / "false_alarm.tex"
@@ -126,7 +126,7 @@ def test_full_run_outputs(workdir: Path) -> None:
     slug = HistogramName("CSC", ODD).slug
     assert (pd_dir / "assessment" / "chunks" / "CSC-1" / "plots" / slug / "reco_ks_prev4.png").exists()
     summary = pd.read_csv(pd_dir / "summary" / "auc_by_histogram.csv", index_col=0)
-    assert summary.shape == (N_HISTS, 4)
+    assert summary.shape == (N_HISTS, ALGORITHMS)
     verdicts = pd.read_csv(pd_dir / "verdicts.csv")
     assert list(verdicts.columns[:6]) == ["rank", "run_number", "score", "p_value", "flagged", "histograms"]
     assert set(verdicts["run_number"]) == set(table["run_number"])
@@ -158,7 +158,7 @@ def test_report(workdir: Path) -> None:
 
 
 CHUNK_RULES = ("CSC_1", "L1T_1")  # histograms_per_job (200) holds each demo subsystem in one job
-ALGORITHMS = 4
+ALGORITHMS = 5
 
 
 def model_jobs(jobs: Counter, kind: str) -> int:
