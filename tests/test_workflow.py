@@ -79,8 +79,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         target.write_text((REPO / "config" / "algorithms" / f"{name}.yaml").read_text())
         algorithms.append(str(target))
     (work / "ae.yaml").write_text(
-        "algorithm: simultaneous_autoencoder\ntag: ae_fast\nparams: {n_epochs: 30, early_stopping_rounds: 5, n_nodes: 8}\n"
-        "seeds: [0, 1]\n"
+        "algorithm: simultaneous_autoencoder\ntag: ae_fast\n"
+        "params: {n_epochs: 30, early_stopping_rounds: 5, n_nodes: 8}\nseeds: [0, 1]\n"
     )
     algorithms.append(str(work / "ae.yaml"))
     config = {
@@ -111,7 +111,8 @@ def test_full_run_outputs(workdir: Path) -> None:
     ensemble = metrics[metrics["algorithm"] == "ae_fast"]
     assert (ensemble["n_seeds"] == 2).all() and ensemble["auc_seed_median"].notna().all(), "AUC over seeds"
     assert {"score_seed_0", "score_seed_1", "score_lo", "score_hi"} <= set(scores.columns)
-    assert len(metrics) == N_HISTS * ALGORITHMS and {"auc", "auc_std", "far_at_90", "n_reference"} <= set(metrics.columns)
+    assert len(metrics) == N_HISTS * ALGORITHMS
+    assert {"auc", "auc_std", "far_at_90", "n_reference"} <= set(metrics.columns)
     assert (pd_dir / "summary" / "false_alarm.tex").read_text().count(r"\pm") >= 3
     assert "CSC//Run summary/CSCOfflineMonitor/Digis/hStripNFired ME+1-1 \\#strips" in (
         pd_dir / "summary" / "false_alarm.tex"
