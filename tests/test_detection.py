@@ -123,22 +123,27 @@ from dqmflow.algorithms.base import build_params
 from dqmflow.metrics import roc_auc
 from tests.test_detection import DEFECTS, defective
 
-cls = get_algorithm("autoencoder")
-params = build_params(cls, {"n_epochs": 60, "early_stopping_rounds": 8, "loss": "mse_top_n", "top_n": 3}, "t")
-for ndim in (1, 2):
-    for defect in DEFECTS[ndim]:
-        data = defective(np.random.default_rng(ndim), defect, ndim)
-        scores = cls(params).fit(data).score(data)
-        judged = data.split != "train"
-        print(ndim, defect, round(roc_auc(scores[judged], data.labels[judged])[2], 4))
+SETTINGS = {
+    "autoencoder": {"n_epochs": 60, "early_stopping_rounds": 8, "loss": "mse_top_n", "top_n": 3},
+    "conv_autoencoder": {"n_epochs": 60, "early_stopping_rounds": 8, "loss": "chi2"},
+}
+for name, settings in SETTINGS.items():
+    cls = get_algorithm(name)
+    params = build_params(cls, settings, "t")
+    for ndim in (1, 2):
+        for defect in DEFECTS[ndim]:
+            data = defective(np.random.default_rng(ndim), defect, ndim)
+            scores = cls(params).fit(data).score(data)
+            judged = data.split != "train"
+            print(name, ndim, defect, round(roc_auc(scores[judged], data.labels[judged])[2], 4))
 """
 
 
 @pytest.mark.slow
-def test_the_dense_autoencoder_detects_the_defects_experts_look_for() -> None:
+def test_the_autoencoders_detect_the_defects_experts_look_for() -> None:
     proc = subprocess.run([sys.executable, "-c", KERAS_CHECK], cwd=REPO, capture_output=True, text=True,
                           timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    aucs = {tuple(line.split()[:2]): float(line.split()[2]) for line in proc.stdout.splitlines()}
-    assert len(aucs) == 6
+    aucs = {tuple(line.split()[:3]): float(line.split()[3]) for line in proc.stdout.splitlines()}
+    assert len(aucs) == 12
     assert all(auc > 0.9 for auc in aucs.values()), aucs
