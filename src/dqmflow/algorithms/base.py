@@ -104,7 +104,7 @@ def _discover() -> None:
 
 def get_algorithm(name: str) -> type[Algorithm] | type[MultiHistogramAlgorithm]:
     """The class registered as ``name``."""
-    if not REGISTRY:
+    if name not in REGISTRY:  # importing one algorithm module registers only that one
         _discover()
     try:
         return REGISTRY[name]
