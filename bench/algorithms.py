@@ -19,14 +19,13 @@ A last row gives the run-level AUC of all configs combined (the default verdict)
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from workdir import REPO, snakemake, write_config
+from workdir import REPO, fresh_workdir, snakemake, write_config
 
 from dqmflow.algorithms import load_config
 from dqmflow.metrics import roc_auc
@@ -60,7 +59,7 @@ def histogram_aucs(scores: pd.DataFrame, truth: pd.DataFrame, runs: set[int]) ->
         group = group[group["split"].isin(("calibration", "test")) & group["run_number"].isin(runs)]
         positive = group["run_number"].isin(touched.get(histogram, set()))
         keep = positive | ~group["run_number"].isin(anomalous)
-        out[histogram.rsplit("/", 1)[-1]] = roc_auc(group.loc[keep, "score"].to_numpy(), positive[keep].to_numpy())[2]
+        out[histogram] = roc_auc(group.loc[keep, "score"].to_numpy(), positive[keep].to_numpy())[2]
     return pd.Series(out, dtype=float)
 
 
@@ -90,8 +89,7 @@ def main() -> None:
     configs = [str(Path(c).resolve()) for c in args.configs]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dqmflow-algorithms-"))
     if not args.reuse:
-        if args.workdir and workdir.exists():
-            shutil.rmtree(workdir)
+        fresh_workdir(workdir)
         wall = run(workdir, args.cores, configs)
         print(
             f"demo up to the score table with {len(configs)} configs: {wall:.0f} s wall "
@@ -115,7 +113,7 @@ def main() -> None:
             "cpu s/hist": cpu_per_histogram(workdir, tag, n_histograms),
             "hist AUC median": per_hist.median(),
             "min": per_hist.min(),
-            "worst histogram": per_hist.idxmin() if per_hist.notna().any() else "",
+            "worst histogram": str(per_hist.idxmin()).rsplit("/", 1)[-1] if per_hist.notna().any() else "",
             "run AUC": runs_all,
             "high-stat hist median": per_hist_high.median(),
             "high-stat min": per_hist_high.min(),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from workdir import snakemake, write_config
+from workdir import fresh_workdir, snakemake, write_config
 
 from dqmflow.verdicts import caught_at
 
@@ -143,8 +142,7 @@ def main() -> None:
     overrides: dict[str, Any] = {"algorithms": [str(Path(c).resolve()) for c in args.configs]} if args.configs else {}
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dqmflow-bench-"))
     if not args.reuse:
-        if args.workdir and workdir.exists():
-            shutil.rmtree(workdir)
+        fresh_workdir(workdir)
         wall = run_pipeline(workdir, args.cores, args.runs_per_year, args.add_runs, **overrides)
         print(f"full demo pipeline: {wall:.1f} s wall clock on {args.cores} cores ({workdir})\n")
     stages = stage_table(workdir)

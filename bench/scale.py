@@ -62,7 +62,6 @@ import math
 import os
 import re
 import resource
-import shutil
 import subprocess
 import tempfile
 import time
@@ -74,7 +73,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from workdir import REPO, snakemake, write_config
+from workdir import REPO, fresh_workdir, snakemake, write_config
 
 from dqmflow.discover import DqmFile, batch_of, write_catalog
 from dqmflow.names import HistogramName
@@ -427,9 +426,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="working directory (default: a fresh temporary one)")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="dqmflow-bench-scale-"))
-    if args.workdir and work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    fresh_workdir(work)
     source = work / "DQMGUI_data"
 
     specs = histogram_specs(args.histograms, args.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,18 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+MARKER = ".dqmflow-bench"
+
+
+def fresh_workdir(work: Path) -> None:
+    """Empty ``work`` for a new benchmark run: only a folder a benchmark made (it holds
+    :data:`MARKER`) or an empty one is removed; anything else stops the benchmark."""
+    if work.exists() and any(work.iterdir()):
+        if not (work / MARKER).exists():
+            raise SystemExit(f"{work} is not empty and was not made by a benchmark: choose another --workdir")
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).write_text("made by a dqmflow benchmark; removed by the next one run here\n")
 
 
 def write_config(work: Path, **overrides: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,36 @@ def test_model_jobs_load_references_when_scoring_new_runs_only(demo_store: Path,
     table.to_parquet(tmp_path / "runs.parquet", index=False)
     third = score(tmp_path / "runs.parquet", "c")
     assert third.attrs["scored_runs"] == len(table)
+
+
+def test_excluded_or_empty_references_give_nan_or_the_next_reference_never_a_fake_score(rng) -> None:
+    from dqmflow.runtable import RunTable
+
+    data = synthetic(rng, n=40, n_bad=4)
+    cls = get_algorithm("beta_binomial")
+    model = cls(build_params(cls, {}, "t")).fit(data)
+    column = data.name.column
+
+    def table(labels: np.ndarray, entries: np.ndarray) -> RunTable:
+        n = len(data)
+        return RunTable(data.runs, data.years, labels, data.split, {column: entries}, np.full(n, "f", dtype=object))
+
+    full = model.score(data)
+    # A reference without this histogram leaves the pool: the runs after it take the next one.
+    lost = int(model.pool_runs_[5])
+    entries = data.entries.copy()
+    entries[data.runs == lost] = np.nan
+    model.bind(table(data.labels, entries), column)
+    assert lost not in model.runs_needed(data.runs, data.entries)
+    assert np.isfinite(model.score(data)).all()
+    # Every reference relabelled bad: nothing to compare with, every run NaN (no crash, no zero).
+    model.bind(table(np.ones(len(data), dtype=int), data.entries), column)
+    assert len(model.runs_needed(data.runs, data.entries)) == 0 and np.isnan(model.score(data)).all()
+    # An empty reference histogram: the runs using it are not scored.
+    model.bind(table(data.labels, data.entries), column)
+    np.testing.assert_allclose(model.score(data), full)
+    counts = data.counts.copy()
+    counts[data.runs == int(model.pool_runs_[0])] = 0.0
+    emptied = dataclasses.replace(data, counts=counts)
+    scores = model.score(emptied)
+    assert np.isnan(scores).any() and np.isfinite(scores).sum() > len(data) // 2

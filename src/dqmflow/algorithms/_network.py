@@ -123,11 +123,23 @@ def train(
 
         callback: Any = keras.callbacks.Callback
 
+        n_val, step = int(val.sum()), int(params.val_batch_size)
+
+        def part(values: Any, lo: int) -> Any:
+            return tuple(v[lo : lo + step] for v in values) if isinstance(values, tuple) else values[lo : lo + step]
+
         class ValidationLoss(callback):
+            """The compiled (mean) loss over the validation rows, by ``val_batch_size`` rows."""
+
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 if logs is not None:
-                    predicted = self.model(val_x, training=False)
-                    logs["val_loss"] = float(self.model.compute_loss(x=val_x, y=val_y, y_pred=predicted))
+                    total = 0.0
+                    for lo in range(0, n_val, step):
+                        x_part, y_part = part(val_x, lo), part(val_y, lo)
+                        predicted = self.model(x_part, training=False)
+                        loss = float(self.model.compute_loss(x=x_part, y=y_part, y_pred=predicted))
+                        total += loss * min(step, n_val - lo)
+                    logs["val_loss"] = total / n_val
 
         callbacks = [
             ValidationLoss(),
@@ -135,7 +147,8 @@ def train(
                 monitor="val_loss", patience=params.early_stopping_rounds, restore_best_weights=True
             ),
         ]
-    history = model.fit(dataset, epochs=params.n_epochs, verbose=0, callbacks=callbacks)
+    # shuffle=False: the dataset reshuffles itself (Keras would only warn that it ignores shuffle=True)
+    history = model.fit(dataset, epochs=params.n_epochs, verbose=0, callbacks=callbacks, shuffle=False)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 

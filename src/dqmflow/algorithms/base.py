@@ -303,7 +303,8 @@ class PerHistogram(MultiHistogramAlgorithm):
         for _, column, model, data in self._each(batch):
             if columns is not None and column not in columns:
                 continue
-            needed = wanted | np.isin(batch.runs, model.runs_needed(batch.runs[wanted], data.entries[wanted]))
+            references = np.isin(batch.runs, model.runs_needed(batch.runs[wanted], data.entries[wanted]))
+            needed = wanted | (references & (data.split != "missing"))
             reco = model.reconstruct(data.subset(needed))
             if reco is not None:
                 out[column] = reco[wanted[needed]]

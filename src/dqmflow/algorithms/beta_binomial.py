@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Self
 
@@ -130,6 +131,8 @@ def select_references(
     -1 where the pool has too few runs. A run is never its own reference."""
     m, k = len(runs), n_references
     out = np.full((m, k), -1, dtype=np.int64)
+    if len(pool_runs) == 0:  # every pool run left (relabelled bad, unreadable): nothing to compare with
+        return out
     if strategy == "fixed_runs":
         for i, run in enumerate(runs):
             chosen = np.flatnonzero(pool_runs != run)[:k]
@@ -221,12 +224,18 @@ class BetaBinomial(Algorithm):
         return self.pool_runs_[keep], self.pool_entries_[keep]
 
     def bind(self, table: RunTable, column: str) -> str:
-        """Drop pool runs now labelled bad or unreadable; a digest of the pool the scores use."""
+        """Drop pool runs now labelled bad, unreadable or without this histogram (no entries): a
+        run then takes the next reference instead. Returns a digest of the pool the scores use."""
         present = dict(zip(table.runs.tolist(), range(len(table)), strict=True))
         rows = np.array([present.get(int(r), -1) for r in self.pool_runs_], dtype=np.int64)
         gone = rows < 0
         ok = np.ones(len(rows), dtype=bool)
-        ok[~gone] = (table.labels[rows[~gone]] != BAD) & (table.split[rows[~gone]] != "missing")
+        entries = table.entries.get(column, np.full(len(table), np.nan))[rows[~gone]]
+        ok[~gone] = (
+            (table.labels[rows[~gone]] != BAD)
+            & (table.split[rows[~gone]] != "missing")
+            & (np.nan_to_num(entries, nan=0.0) > 0)
+        )
         self.excluded_ = self.pool_runs_[gone | ~ok]
         signatures = np.where(gone, "", table.signatures[np.maximum(rows, 0)].astype(str))
         text = "\n".join(f"{r}|{s}" for r, s, keep in zip(self.pool_runs_, signatures, ok & ~gone, strict=True) if keep)
@@ -244,52 +253,68 @@ class BetaBinomial(Algorithm):
         pool_runs, index = self._reference_index(np.asarray(runs), np.asarray(entries, dtype=np.float64))
         return np.unique(pool_runs[index[index >= 0]])
 
-    def _references(self, data: HistogramSet) -> tuple[np.ndarray, np.ndarray]:
-        """Raw reference counts (runs x references x bins, zero where absent) and which runs have
-        all their references in ``data``."""
+    def _reference_rows(self, data: HistogramSet) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``data`` holding every run's references (runs x n_references; -1 where the pool
+        has too few runs) and which runs can be scored: every reference chosen is in ``data``,
+        with entries, and there is at least one."""
         pool_runs, index = self._reference_index(data.runs, data.entries)
         order = np.argsort(data.runs, kind="stable")
         sorted_runs = data.runs[order]
         wanted = pool_runs[np.maximum(index, 0)] if len(pool_runs) else np.zeros(index.shape, dtype=np.int64)
-        at = np.minimum(np.searchsorted(sorted_runs, wanted), len(sorted_runs) - 1)
-        found = sorted_runs[at] == wanted
-        rows = np.where(index < 0, -1, np.where(found, order[at], -2))
-        complete = (rows != -2).all(axis=1) & (rows >= 0).any(axis=1)
-        flat = data.counts.reshape(len(data), -1)
-        refs = np.where((rows >= 0)[..., None], flat[np.maximum(rows, 0)], 0.0)
-        return refs, complete
+        at = np.minimum(np.searchsorted(sorted_runs, wanted), max(len(sorted_runs) - 1, 0))
+        found = (sorted_runs[at] == wanted) if len(sorted_runs) else np.zeros(index.shape, dtype=bool)
+        rows = np.where(index < 0, -1, np.where(found, order[at] if len(order) else -2, -2))
+        totals = data.counts.reshape(len(data), -1).sum(axis=1)
+        empty = (rows >= 0) & (totals[np.maximum(rows, 0)] == 0) if len(data) else np.zeros(rows.shape, dtype=bool)
+        complete = (rows != -2).all(axis=1) & (rows >= 0).any(axis=1) & ~empty.any(axis=1)
+        return rows, complete
 
-    def score(self, data: HistogramSet) -> np.ndarray:
-        """One score per run; NaN for a run whose references are not all in ``data``."""
-        refs, complete = self._references(data)
+    @staticmethod
+    def _gather(flat: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Reference counts (runs x references x bins, zero where absent) of a few runs."""
+        return np.where((rows >= 0)[..., None], flat[np.maximum(rows, 0)], 0.0)
+
+    def _steps(self, data: HistogramSet) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        """(runs, their data counts, their reference counts) by :data:`RUNS_PER_STEP` runs, so that
+        memory stays runs-per-step x references x bins whatever the number of runs."""
+        rows, _ = self._reference_rows(data)
         flat = data.counts.reshape(len(data), -1).astype(np.float64)
-        out = np.full(len(data), np.nan)
         for start in range(0, len(data), RUNS_PER_STEP):
             part = slice(start, start + RUNS_PER_STEP)
-            pulls, used = bin_pulls(flat[part], refs[part], self.params.tolerance)
+            yield part, flat[part], self._gather(flat, rows[part])
+
+    def score(self, data: HistogramSet) -> np.ndarray:
+        """One score per run; NaN for a run whose references are not all in ``data`` (or empty)."""
+        out = np.full(len(data), np.nan)
+        for part, counts, refs in self._steps(data):
+            pulls, used = bin_pulls(counts, refs, self.params.tolerance)
             n_used = used.sum(axis=1)
             if self.params.statistic == "chi2":
                 chi2 = np.divide((pulls**2).sum(axis=1), n_used, out=np.zeros(len(n_used)), where=n_used > 0)
                 if self.params.entries_scaling:
-                    chi2 = chi2 / np.cbrt(np.maximum(flat[part].sum(axis=1), 1.0))
+                    chi2 = chi2 / np.cbrt(np.maximum(counts.sum(axis=1), 1.0))
                 out[part] = chi2
             else:
                 out[part] = np.where(n_used > 0, max_pull_sigma(np.abs(pulls).max(axis=1), n_used), 0.0)
-        out[~complete] = np.nan
+        out[~self._reference_rows(data)[1]] = np.nan
         return out
 
     def pulls(self, data: HistogramSet) -> np.ndarray:
-        """Signed pull of every bin of every run (the shape of ``data.counts``)."""
-        refs, _ = self._references(data)
-        flat = data.counts.reshape(len(data), -1).astype(np.float64)
-        return bin_pulls(flat, refs, self.params.tolerance)[0].reshape(data.counts.shape)
+        """Signed pull of every bin of every run (the shape of ``data.counts``; NaN rows as in
+        :meth:`score`)."""
+        out = np.zeros((len(data), int(np.prod(data.shape))))
+        for part, counts, refs in self._steps(data):
+            out[part] = bin_pulls(counts, refs, self.params.tolerance)[0]
+        out[~self._reference_rows(data)[1]] = np.nan
+        return out.reshape(data.counts.shape)
 
     def reconstruct(self, data: HistogramSet) -> np.ndarray:
         """The mean of the unit-area references (what the run is compared with)."""
-        refs, complete = self._references(data)
-        mean = normalise(normalise(refs.reshape(-1, refs.shape[-1])).reshape(refs.shape).mean(axis=1))
-        mean[~complete] = np.nan
-        return mean.reshape(data.counts.shape)
+        out = np.zeros((len(data), int(np.prod(data.shape))))
+        for part, _, refs in self._steps(data):
+            out[part] = normalise(normalise(refs.reshape(-1, refs.shape[-1])).reshape(refs.shape).mean(axis=1))
+        out[~self._reference_rows(data)[1]] = np.nan
+        return out.reshape(data.counts.shape)
 
     # -- storage --------------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
