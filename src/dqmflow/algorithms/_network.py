@@ -19,6 +19,7 @@ autoencoder's ``dense.npz``) or an object ``{"format": "graph", "nodes", "inputs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -28,11 +29,14 @@ from typing import Any, cast
 
 import numpy as np
 
+from dqmflow.algorithms.base import param
+from dqmflow.algorithms.losses import LossName
 from dqmflow.runtable import assign_split
 
 __all__ = [
     "GraphBuilder",
     "Network",
+    "TrainingParams",
     "export",
     "forward",
     "keras_module",
@@ -71,6 +75,25 @@ def keras_module() -> Any:
 
 
 # --------------------------------------------------------------------------------------- training
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingParams:
+    """The hyper-parameters every autoencoder shares (AutoDQM_ML's names and defaults): how hidden
+    layers are regularised, how it trains, and its score. Each autoencoder's ``Params`` adds its
+    architecture to these."""
+
+    dropout: float = param(0.0, "dropout rate after each hidden layer", minimum=0.0, maximum=0.9)
+    batch_norm: bool = param(False, "batch normalisation after each hidden layer")
+    batch_size: int = param(16, "training batch size", minimum=1)
+    val_batch_size: int = param(1024, "validation batch size", minimum=1)
+    n_epochs: int = param(1000, "maximum number of epochs", minimum=1)
+    early_stopping_rounds: int = param(3, "epochs without validation improvement before stopping", minimum=1)
+    learning_rate: float = param(1e-3, "Adam learning rate", minimum=0.0)
+    validation_fraction: float = param(0.2, "training runs held out for early stopping", 0.0, 0.9)
+    seed: int = param(0, "seed of weights, shuffling and the validation split")
+    loss: LossName = param("sse", "score: loss between a histogram and its reconstruction")
+    top_n: int = param(10, "bins averaged by the mse_top_n loss", minimum=1)
 
 
 def validation_mask(runs: np.ndarray, seed: int, fraction: float) -> np.ndarray:

@@ -23,10 +23,9 @@ from typing import Any, Self, cast
 
 import numpy as np
 
-from dqmflow.algorithms._network import export_sequential, forward, load_network, train, validation_mask
+from dqmflow.algorithms._network import TrainingParams, export_sequential, forward, load_network, train, validation_mask
 from dqmflow.algorithms._network import keras_module as _keras
 from dqmflow.algorithms.base import NotEnoughData, ReconstructionAlgorithm, param, register
-from dqmflow.algorithms.losses import LossName
 from dqmflow.preprocess import HistogramSet
 
 
@@ -35,21 +34,10 @@ class DenseAutoencoder(ReconstructionAlgorithm):
     """Dense (fully connected) autoencoder on the flattened histogram."""
 
     @dataclasses.dataclass(frozen=True)
-    class Params:
+    class Params(TrainingParams):
         n_hidden_layers: int = param(2, "dense layers in the encoder (and in the decoder)", minimum=0)
         n_nodes: int = param(25, "units per hidden layer", minimum=1)
         n_components: int = param(3, "size of the latent space", minimum=1)
-        dropout: float = param(0.0, "dropout rate after each hidden layer", minimum=0.0, maximum=0.9)
-        batch_norm: bool = param(False, "batch normalisation after each hidden layer")
-        batch_size: int = param(16, "training batch size", minimum=1)
-        val_batch_size: int = param(1024, "validation batch size", minimum=1)
-        n_epochs: int = param(1000, "maximum number of epochs", minimum=1)
-        early_stopping_rounds: int = param(3, "epochs without validation improvement before stopping", minimum=1)
-        learning_rate: float = param(1e-3, "Adam learning rate", minimum=0.0)
-        validation_fraction: float = param(0.2, "training runs held out for early stopping", 0.0, 0.9)
-        seed: int = param(0, "seed of weights, shuffling and the validation split")
-        loss: LossName = param("sse", "score: loss between histogram and reconstruction")
-        top_n: int = param(10, "bins averaged by the mse_top_n loss", minimum=1)
 
     params: Params
 

@@ -49,6 +49,7 @@ import numpy as np
 from dqmflow.algorithms._network import (
     GraphBuilder,
     Network,
+    TrainingParams,
     export,
     keras_module,
     load_network,
@@ -58,7 +59,6 @@ from dqmflow.algorithms._network import (
     validation_mask,
 )
 from dqmflow.algorithms.base import NotEnoughData, ReconstructionAlgorithm, param, register
-from dqmflow.algorithms.losses import LossName
 from dqmflow.preprocess import HistogramSet
 
 __all__ = ["ConvAutoencoder"]
@@ -71,7 +71,7 @@ class ConvAutoencoder(ReconstructionAlgorithm):
     """Convolutional autoencoder (see the module docstring)."""
 
     @dataclasses.dataclass(frozen=True)
-    class Params:
+    class Params(TrainingParams):
         kernel_1d: int = param(3, "kernel size of the Conv1D layers (1D histograms)", minimum=1)
         kernel_2d: int = param(3, "side of the square kernel of the Conv2D layers (2D maps)", minimum=1)
         strides_1d: int = param(1, "strides of the encoder's Conv1D layers", minimum=1)
@@ -79,18 +79,7 @@ class ConvAutoencoder(ReconstructionAlgorithm):
         n_filters: int = param(8, "filters per convolutional layer", minimum=1)
         n_hidden_layers: int = param(2, "convolutional layers in the encoder (and in the decoder)", minimum=0)
         n_components: int = param(3, "size of the dense latent space", minimum=1)
-        dropout: float = param(0.0, "dropout rate after each hidden layer", minimum=0.0, maximum=0.9)
-        batch_norm: bool = param(False, "batch normalisation after each hidden layer")
         softmax_output: bool = param(False, "the output is a softmax over all bins (a distribution)")
-        batch_size: int = param(16, "training batch size", minimum=1)
-        val_batch_size: int = param(1024, "validation batch size", minimum=1)
-        n_epochs: int = param(1000, "maximum number of epochs", minimum=1)
-        early_stopping_rounds: int = param(3, "epochs without validation improvement before stopping", minimum=1)
-        learning_rate: float = param(1e-3, "Adam learning rate", minimum=0.0)
-        validation_fraction: float = param(0.2, "training runs held out for early stopping", 0.0, 0.9)
-        seed: int = param(0, "seed of weights, shuffling and the validation split")
-        loss: LossName = param("sse", "score: loss between histogram and reconstruction")
-        top_n: int = param(10, "bins averaged by the mse_top_n loss", minimum=1)
 
     params: Params
 

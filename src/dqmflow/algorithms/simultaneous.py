@@ -58,6 +58,7 @@ import numpy as np
 from dqmflow.algorithms._network import (
     GraphBuilder,
     Network,
+    TrainingParams,
     export,
     keras_module,
     load_network,
@@ -67,7 +68,7 @@ from dqmflow.algorithms._network import (
     validation_mask,
 )
 from dqmflow.algorithms.base import MultiHistogramAlgorithm, ScoreBlock, param, register
-from dqmflow.algorithms.losses import LossName, reconstruction_loss
+from dqmflow.algorithms.losses import reconstruction_loss
 from dqmflow.preprocess import Batch, HistogramSet
 
 __all__ = ["SimultaneousAutoencoder"]
@@ -120,24 +121,13 @@ class SimultaneousAutoencoder(MultiHistogramAlgorithm):
     """One dense autoencoder over a group of histograms (see the module docstring)."""
 
     @dataclasses.dataclass(frozen=True)
-    class Params:
+    class Params(TrainingParams):
         n_hidden_layers: int = param(2, "dense layers per histogram in the encoder (and the decoder)", minimum=0)
         n_nodes: int = param(25, "units per hidden layer", minimum=1)
         n_components: int = param(3, "size of the shared latent space", minimum=1)
         group_by: Literal["dimensions", "shape", "all"] = param(
             "dimensions", "one network per: dimensions (1D vs 2D), identical shape, or all histograms"
         )
-        dropout: float = param(0.0, "dropout rate after each hidden layer", minimum=0.0, maximum=0.9)
-        batch_norm: bool = param(False, "batch normalisation after each hidden layer")
-        batch_size: int = param(16, "training batch size", minimum=1)
-        val_batch_size: int = param(1024, "validation batch size", minimum=1)
-        n_epochs: int = param(1000, "maximum number of epochs", minimum=1)
-        early_stopping_rounds: int = param(3, "epochs without validation improvement before stopping", minimum=1)
-        learning_rate: float = param(1e-3, "Adam learning rate", minimum=0.0)
-        validation_fraction: float = param(0.2, "training runs held out for early stopping", 0.0, 0.9)
-        seed: int = param(0, "seed of weights, shuffling and the validation split")
-        loss: LossName = param("sse", "score: loss between each histogram and its head's reconstruction")
-        top_n: int = param(10, "bins averaged by the mse_top_n loss", minimum=1)
 
     params: Params
 
