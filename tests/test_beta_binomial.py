@@ -201,3 +201,12 @@ def test_excluded_or_empty_references_give_nan_or_the_next_reference_never_a_fak
     emptied = dataclasses.replace(data, counts=counts)
     scores = model.score(emptied)
     assert np.isnan(scores).any() and np.isfinite(scores).sum() > len(data) // 2
+
+
+def test_no_runs_to_score_gives_empty_results(rng) -> None:
+    """A batch where every run lacks the histogram leaves nothing to score: empty, not a crash."""
+    data = synthetic(rng, n=30, n_bad=3, shape=(6, 5))
+    cls = get_algorithm("beta_binomial")
+    model = cls(build_params(cls, {}, "t")).fit(data)
+    none = data.subset(np.zeros(len(data), dtype=bool))
+    assert model.score(none).shape == (0,) and model.reconstruct(none).shape == (0, 6, 5)

@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, Self
 
@@ -264,7 +264,7 @@ class BetaBinomial(Algorithm):
         at = np.minimum(np.searchsorted(sorted_runs, wanted), max(len(sorted_runs) - 1, 0))
         found = (sorted_runs[at] == wanted) if len(sorted_runs) else np.zeros(index.shape, dtype=bool)
         rows = np.where(index < 0, -1, np.where(found, order[at] if len(order) else -2, -2))
-        totals = data.counts.reshape(len(data), -1).sum(axis=1)
+        totals = data.counts.reshape(len(data), int(np.prod(data.shape))).sum(axis=1)
         empty = (rows >= 0) & (totals[np.maximum(rows, 0)] == 0) if len(data) else np.zeros(rows.shape, dtype=bool)
         complete = (rows != -2).all(axis=1) & (rows >= 0).any(axis=1) & ~empty.any(axis=1)
         return rows, complete
@@ -274,47 +274,47 @@ class BetaBinomial(Algorithm):
         """Reference counts (runs x references x bins, zero where absent) of a few runs."""
         return np.where((rows >= 0)[..., None], flat[np.maximum(rows, 0)], 0.0)
 
-    def _steps(self, data: HistogramSet) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-        """(runs, their data counts, their reference counts) by :data:`RUNS_PER_STEP` runs, so that
-        memory stays runs-per-step x references x bins whatever the number of runs."""
-        rows, _ = self._reference_rows(data)
-        flat = data.counts.reshape(len(data), -1).astype(np.float64)
-        for start in range(0, len(data), RUNS_PER_STEP):
-            part = slice(start, start + RUNS_PER_STEP)
-            yield part, flat[part], self._gather(flat, rows[part])
+    def _by_step(self, data: HistogramSet, compute: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        """``compute(counts, references)`` over :data:`RUNS_PER_STEP` runs at a time (runs x bins
+        and runs x references x bins), so that memory stays runs-per-step x references x bins
+        whatever the number of runs; rows of runs that cannot be scored are NaN."""
+        rows, complete = self._reference_rows(data)
+        flat = data.counts.reshape(len(data), int(np.prod(data.shape))).astype(np.float64)
+        parts = [
+            compute(flat[start : start + RUNS_PER_STEP], self._gather(flat, rows[start : start + RUNS_PER_STEP]))
+            for start in range(0, max(len(data), 1), RUNS_PER_STEP)  # one empty step for no runs
+        ]
+        out = np.concatenate(parts).astype(np.float64)
+        out[~complete] = np.nan
+        return out
+
+    def _score(self, counts: np.ndarray, refs: np.ndarray) -> np.ndarray:
+        pulls, used = bin_pulls(counts, refs, self.params.tolerance)
+        n_used = used.sum(axis=1)
+        if self.params.statistic == "max_pull":
+            return np.where(n_used > 0, max_pull_sigma(np.abs(pulls).max(axis=1), n_used), 0.0)
+        chi2 = np.divide((pulls**2).sum(axis=1), n_used, out=np.zeros(len(n_used)), where=n_used > 0)
+        return chi2 / np.cbrt(np.maximum(counts.sum(axis=1), 1.0)) if self.params.entries_scaling else chi2
 
     def score(self, data: HistogramSet) -> np.ndarray:
         """One score per run; NaN for a run whose references are not all in ``data`` (or empty)."""
-        out = np.full(len(data), np.nan)
-        for part, counts, refs in self._steps(data):
-            pulls, used = bin_pulls(counts, refs, self.params.tolerance)
-            n_used = used.sum(axis=1)
-            if self.params.statistic == "chi2":
-                chi2 = np.divide((pulls**2).sum(axis=1), n_used, out=np.zeros(len(n_used)), where=n_used > 0)
-                if self.params.entries_scaling:
-                    chi2 = chi2 / np.cbrt(np.maximum(counts.sum(axis=1), 1.0))
-                out[part] = chi2
-            else:
-                out[part] = np.where(n_used > 0, max_pull_sigma(np.abs(pulls).max(axis=1), n_used), 0.0)
-        out[~self._reference_rows(data)[1]] = np.nan
-        return out
+        return self._by_step(data, self._score)
 
     def pulls(self, data: HistogramSet) -> np.ndarray:
         """Signed pull of every bin of every run (the shape of ``data.counts``; NaN rows as in
         :meth:`score`)."""
-        out = np.zeros((len(data), int(np.prod(data.shape))))
-        for part, counts, refs in self._steps(data):
-            out[part] = bin_pulls(counts, refs, self.params.tolerance)[0]
-        out[~self._reference_rows(data)[1]] = np.nan
-        return out.reshape(data.counts.shape)
+        tolerance = self.params.tolerance
+        return self._by_step(data, lambda counts, refs: bin_pulls(counts, refs, tolerance)[0]).reshape(
+            data.counts.shape
+        )
 
     def reconstruct(self, data: HistogramSet) -> np.ndarray:
         """The mean of the unit-area references (what the run is compared with)."""
-        out = np.zeros((len(data), int(np.prod(data.shape))))
-        for part, _, refs in self._steps(data):
-            out[part] = normalise(normalise(refs.reshape(-1, refs.shape[-1])).reshape(refs.shape).mean(axis=1))
-        out[~self._reference_rows(data)[1]] = np.nan
-        return out.reshape(data.counts.shape)
+
+        def mean_reference(counts: np.ndarray, refs: np.ndarray) -> np.ndarray:
+            return normalise(normalise(refs.reshape(-1, refs.shape[-1])).reshape(refs.shape).mean(axis=1))
+
+        return self._by_step(data, mean_reference).reshape(data.counts.shape)
 
     # -- storage --------------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
