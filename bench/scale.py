@@ -43,8 +43,9 @@ with 10 more runs hold the same data for the old runs, as ``merge`` would write 
 
 Snakemake then runs with the score files as targets. It plans no discovery, fetch, merge or
 run_table job: their outputs exist and are newer than their inputs (the files are written in
-dependency order), and Snakemake does not rerun a job whose outputs are present only because its
-inputs (here the fetch manifests) are missing. A dry run before each run checks that only
+dependency order, the selection markers and the merge's fetch-state guard first), and Snakemake
+does not rerun a job whose outputs are present only because its inputs (here the fetch
+manifests) are missing. A dry run before each run checks that only
 ``train_*``/``score_*`` jobs are planned.
 
 Job CPU and peak RSS are also recorded exactly: every Python process Snakemake starts imports a
@@ -208,8 +209,11 @@ def _distort(lam: np.ndarray, shape: tuple[int, ...], kind: int, where: float) -
     return lam
 
 
-def write_inputs(work: Path, source: Path, specs: Sequence[Spec], infos: Sequence[RunInfo], seed: int) -> None:
-    """Write what discovery, merge and run_table would (see the module docstring)."""
+def write_inputs(
+    work: Path, source: Path, specs: Sequence[Spec], infos: Sequence[RunInfo], seed: int, config: dict[str, object]
+) -> None:
+    """Write what discovery, merge and run_table would (see the module docstring), in dependency
+    order: the merge's other inputs (selection markers, fetch-state guard) before its outputs."""
     results = work / "results" / PD
     (source / f"Run{YEAR}" / PD).mkdir(parents=True, exist_ok=True)
     (results / "catalog").mkdir(parents=True, exist_ok=True)
@@ -244,6 +248,7 @@ def write_inputs(work: Path, source: Path, specs: Sequence[Spec], infos: Sequenc
         },
     }
     (work / "datasets.json").write_text(json.dumps(datasets, indent=1))
+    write_merge_inputs(work, config)
 
     readable = [i for i in infos if i.readable]
     anomalies = {i.run: _anomalies(i, len(specs), seed) for i in readable if i.bad}
@@ -285,6 +290,21 @@ def write_inputs(work: Path, source: Path, specs: Sequence[Spec], infos: Sequenc
     table = pa.Table.from_pandas(pd.concat([frame, block_frame], axis=1), preserve_index=False)
     pq.write_table(table, results / "entries.parquet")
     build_run_table(results / "entries.parquet", results / "runs.parquet")  # config's preprocessing defaults
+
+
+def write_merge_inputs(work: Path, config: dict[str, object]) -> None:
+    """The merge's inputs besides the fetch manifests, as the workflow makes them: the markers of
+    the selection (contents, datasets, source; rule ``selection_marker``) and the guard that
+    :func:`dqmflow.plan.mark_stale_merge` creates. Written before the merge outputs, so that
+    Snakemake finds the merge up to date."""
+    plan = Plan.from_config(config)
+    for kind in ("files", "all"):
+        marker = work / plan.selection_marker(PD, kind)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(plan.selection_identity, indent=1) + "\n")
+    guard = work / "results" / PD / "shards" / "fetch_state.txt"
+    guard.parent.mkdir(parents=True, exist_ok=True)
+    guard.write_text("fetch state guard of the merge\n")
 
 
 #: Imported by every Python process Snakemake starts (``PYTHONPATH``): a job's script process
@@ -431,8 +451,14 @@ def main() -> None:
 
     specs = histogram_specs(args.histograms, args.seed)
     infos = run_infos(args.runs, args.seed)
+    overrides = {"source": str(source), "contents": str(work / "contents.json"),
+                 "datasets": str(work / "datasets.json"),
+                 "algorithms": [str(REPO / "config" / "algorithms" / a) for a in ALGORITHMS]}  # fmt: skip
+    if args.histograms_per_job:
+        overrides["histograms_per_job"] = args.histograms_per_job
+    config = write_config(work, **overrides)
     start = time.perf_counter()
-    write_inputs(work, source, specs, infos, args.seed)
+    write_inputs(work, source, specs, infos, args.seed, config)
     size = sum(p.stat().st_size for p in (work / "results" / PD / "data").glob("*.parquet")) / 2**20
     n1d = sum(len(s.shape) == 1 for s in specs)
     bins = np.mean([int(np.prod(s.shape)) for s in specs])
@@ -440,12 +466,6 @@ def main() -> None:
           f"on average) in {len(SUBSYSTEMS)} subsystems: synthetic merge outputs written in "
           f"{time.perf_counter() - start:.1f} s (storage {size:.0f} MB) in {work}")  # fmt: skip
 
-    overrides = {"source": str(source), "contents": str(work / "contents.json"),
-                 "datasets": str(work / "datasets.json"),
-                 "algorithms": [str(REPO / "config" / "algorithms" / a) for a in ALGORITHMS]}  # fmt: skip
-    if args.histograms_per_job:
-        overrides["histograms_per_job"] = args.histograms_per_job
-    config = write_config(work, **overrides)
     plan = Plan.from_config(config)
     targets = [f"results/{PD}/scores/{tag}/{slug}.parquet" for tag in plan.tags for slug in plan.slugs]
     command = ["--cores", str(args.cores), *targets]
@@ -475,7 +495,7 @@ def main() -> None:
               f"(compute only {1e3 * sum(j.work_cpu for j in mine) / cells:.3f} ms)")  # fmt: skip
 
     infos = run_infos(args.runs + ADDED_RUNS, args.seed)
-    write_inputs(work, source, specs, infos, args.seed)
+    write_inputs(work, source, specs, infos, args.seed, config)
     planned = dry_run(work, command)
     since = time.time() - 1
     wall_inc, total_inc = run_workflow(work, command)

@@ -14,7 +14,7 @@ from scipy import stats
 from dqmflow.algorithms import get_algorithm, load_config
 from dqmflow.algorithms.base import build_params
 from dqmflow.algorithms.beta_binomial import bin_pulls, max_pull_sigma, select_references
-from dqmflow.models import Preprocessing, score_chunk, train_chunk
+from dqmflow.models import ChunkScores, Preprocessing, score_chunk, train_chunk
 from tests.test_algorithms import synthetic
 from tests.test_models import PHI, QUALITY, outputs
 
@@ -145,21 +145,22 @@ def test_model_jobs_load_references_when_scoring_new_runs_only(demo_store: Path,
     infos = train_chunk(runs_path, storage, config, prep, models, tmp_path / "rec.json")
     assert {i["status"] for i in infos.values()} == {"trained"}
 
-    def score(runs: Path, name: str) -> pd.DataFrame:
+    def score(runs: Path, name: str) -> ChunkScores:
         return score_chunk(runs, storage, config, prep, models, outputs(tmp_path / name, [QUALITY, PHI], "s", ".p"),
                            outputs(tmp_path / name, [QUALITY, PHI], "r", ".p"), record=tmp_path / "rec.json",
                            cache=tmp_path / "cache.parquet", n_reconstructed=3)  # fmt: skip
 
     first = score(runs_path, "a")
-    scored = first[first["split"].isin(["train", "calibration", "test"])]
+    frame = first.table.to_pandas()
+    scored = frame[frame["split"].isin(["train", "calibration", "test"])]
     assert scored["score"].notna().all()
     table = pq.read_table(runs_path).to_pandas()
     changed = int(table.loc[table["split"] == "test", "run_number"].iloc[-1])
     table.loc[table["run_number"] == changed, "signature"] = "/eos/reprocessed.root|1|2"
     table.to_parquet(tmp_path / "runs.parquet", index=False)
     again = score(tmp_path / "runs.parquet", "b")
-    assert again.attrs["scored_runs"] == 1
-    pd.testing.assert_frame_equal(first, again)
+    assert again.scored_runs == 1
+    pd.testing.assert_frame_equal(first.table.to_pandas(), again.table.to_pandas())
     reco = pd.read_parquet(tmp_path / "b" / "r" / f"{PHI.slug}.p")
     assert len(reco) >= 3 and all(np.isclose(np.sum(r), 1.0, rtol=1e-4) for r in reco["reconstruction"])
     # A training run relabelled bad leaves the pool: every run is scored again without it.
@@ -167,7 +168,7 @@ def test_model_jobs_load_references_when_scoring_new_runs_only(demo_store: Path,
     table.loc[table["run_number"] == int(pool[0]), "label"] = 1
     table.to_parquet(tmp_path / "runs.parquet", index=False)
     third = score(tmp_path / "runs.parquet", "c")
-    assert third.attrs["scored_runs"] == len(table)
+    assert third.scored_runs == len(table)
 
 
 def test_excluded_or_empty_references_give_nan_or_the_next_reference_never_a_fake_score(rng) -> None:

@@ -93,7 +93,7 @@ def test_an_ensemble_scores_the_median_with_a_band_and_every_seed(
     assert all((models[n.column] / f"seed_{s}" / "mean.npy").exists() for n in names for s in (4, 5, 6))
     args = (outputs(tmp_path, names, "scores", ".parquet"), outputs(tmp_path, names, "reco", ".parquet"))
     frame = score_chunk(runs, storage, config, prep, models, *args, record=tmp_path / "rec.json",
-                        cache=tmp_path / "cache.parquet")  # fmt: skip
+                        cache=tmp_path / "cache.parquet").table.to_pandas()  # fmt: skip
     seeds = frame[["score_seed_4", "score_seed_5", "score_seed_6"]].to_numpy()
     scored = np.isfinite(seeds).all(axis=1) & np.isfinite(frame["score"].to_numpy())  # empty histograms: +inf
     assert scored.mean() > 0.8
@@ -103,8 +103,8 @@ def test_an_ensemble_scores_the_median_with_a_band_and_every_seed(
     assert (seeds[scored].std(axis=1) > 0).mean() > 0.5, "different seeds give different scores"
     again = score_chunk(runs, storage, config, prep, models, *args, record=tmp_path / "rec.json",
                         cache=tmp_path / "cache.parquet")  # fmt: skip
-    assert again.attrs["scored_runs"] == 0, "an unchanged ensemble reuses every score, seeds included"
-    pd.testing.assert_frame_equal(again, frame)
+    assert again.scored_runs == 0, "an unchanged ensemble reuses every score, seeds included"
+    pd.testing.assert_frame_equal(again.table.to_pandas(), frame)
 
 
 def test_the_assessment_reports_auc_over_seeds_next_to_the_bootstrap(rng: np.random.Generator) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from dqmflow.algorithms import load_config
 from dqmflow.demo import plan_runs
-from dqmflow.models import Preprocessing, collect_scores, score_chunk, train_chunk
+from dqmflow.models import ChunkScores, Preprocessing, collect_scores, score_chunk, train_chunk
 from dqmflow.names import HistogramName
 from dqmflow.runtable import build_run_table
 from dqmflow.scores import SCORE_COLUMNS
@@ -50,7 +50,7 @@ def train_and_score(
         outputs(tmp_path, names, "reco", ".parquet"),
         n_reconstructed=3,
         reco_runs=[int(plan_runs(SMALL)[0].run)],
-    )
+    ).table.to_pandas()
     return infos, frame
 
 
@@ -100,7 +100,7 @@ def test_runs_added_after_training_are_scored_out_of_sample(demo_store: Path, tm
     frame = score_chunk(
         demo_store / "runs.parquet", demo_store / "data" / "L1T.parquet", config, prep, models,
         outputs(tmp_path, [PHI], "scores", ".parquet"), outputs(tmp_path, [PHI], "reco", ".parquet"),
-    )  # fmt: skip
+    ).table.to_pandas()  # fmt: skip
     assert set(frame.loc[frame["split"] == "train", "run_number"]) == set(fitted)
     assert frame["score"].notna().sum() >= len(frame) - 4
 
@@ -140,7 +140,8 @@ def test_model_jobs_import_neither_the_fetch_layer_nor_tensorflow() -> None:
         "from dqmflow.models import score_chunk, train_chunk\n"
         f"load_config({str(REPO / 'config' / 'algorithms' / 'autoencoder.yaml')!r})\n"
         "print(sorted(m for m in ('uproot', 'awkward', 'XRootD', 'tensorflow', 'keras', 'matplotlib',"
-        " 'dqmflow.fetch', 'dqmflow.merge') if m in sys.modules))\n"
+        " 'dqmflow.fetch', 'dqmflow.merge', 'scipy.special', 'dqmflow.algorithms.beta_binomial',"
+        " 'dqmflow.algorithms.statistical', 'dqmflow.algorithms.simultaneous') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"a model job loads what it does not use: {out}"
@@ -155,16 +156,16 @@ def test_a_rerun_reuses_the_scores_of_unchanged_runs_and_rescores_changed_ones(
     models = outputs(tmp_path, [QUALITY, PHI], "models")
     train_chunk(runs_path, storage, config, prep, models, tmp_path / "rec.json")
 
-    def score(runs: Path, name: str) -> pd.DataFrame:
+    def score(runs: Path, name: str) -> ChunkScores:
         return score_chunk(runs, storage, config, prep, models, outputs(tmp_path / name, [QUALITY, PHI], "s", ".p"),
                            outputs(tmp_path / name, [QUALITY, PHI], "r", ".p"), record=tmp_path / "rec.json",
                            cache=tmp_path / "cache.parquet")  # fmt: skip
 
     first = score(runs_path, "a")
-    assert first.attrs["scored_runs"] == len(plan_runs(SMALL)), "nothing to reuse at first"
+    assert first.scored_runs == len(plan_runs(SMALL)), "nothing to reuse at first"
     again = score(runs_path, "b")
-    assert again.attrs["scored_runs"] == 0
-    pd.testing.assert_frame_equal(first, again)
+    assert again.scored_runs == 0
+    pd.testing.assert_frame_equal(first.table.to_pandas(), again.table.to_pandas())
     for name in (QUALITY, PHI):  # reconstructions of reused runs are reused too, not lost
         reco_a = pd.read_parquet(tmp_path / "a" / "r" / f"{name.slug}.p")
         reco_b = pd.read_parquet(tmp_path / "b" / "r" / f"{name.slug}.p")
@@ -177,11 +178,11 @@ def test_a_rerun_reuses_the_scores_of_unchanged_runs_and_rescores_changed_ones(
     table.loc[table["run_number"] == changed, "signature"] = "/eos/reprocessed.root|1|2"
     table.to_parquet(tmp_path / "runs.parquet", index=False)
     third = score(tmp_path / "runs.parquet", "c")
-    assert third.attrs["scored_runs"] == 1
-    pd.testing.assert_frame_equal(first, third)
+    assert third.scored_runs == 1
+    pd.testing.assert_frame_equal(first.table.to_pandas(), third.table.to_pandas())
     # Retraining (a new training record) scores every run again.
     train_chunk(runs_path, storage, config, prep, models, tmp_path / "rec.json")
-    assert score(runs_path, "d").attrs["scored_runs"] == len(plan_runs(SMALL))
+    assert score(runs_path, "d").scored_runs == len(plan_runs(SMALL))
 
 
 def test_scoring_identity_is_the_same_in_another_process(demo_store: Path, tmp_path: Path) -> None:

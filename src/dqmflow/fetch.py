@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dqmflow.discover import DqmFile, batch_of, check_xrootd_allowed, is_remote
+from dqmflow.manifest import MANIFEST_FOOTER, footer_rows, manifest_is_complete
 from dqmflow.names import HistogramName
 from dqmflow.rootio import Histogram, read_file
 
@@ -77,8 +77,6 @@ SHARD_SCHEMA = pa.schema(
 _TITLE_COLUMNS = ("x_title", "y_title")
 
 
-MANIFEST_FOOTER = "# dqmflow manifest complete: {n} rows"
-_FOOTER = re.compile(r"^# dqmflow manifest complete: (\d+) rows$")
 ON_ERROR = ("auto", "skip", "fail")
 
 
@@ -417,27 +415,9 @@ def _write_manifest(rows: list[dict], manifest: str | Path) -> None:
     tmp.replace(path)
 
 
-def _footer_rows(path: str | Path) -> tuple[int | None, int]:
-    """(row count in the footer or None, data rows found) of a manifest file."""
-    with open(path, "rb") as handle:
-        lines = handle.read().decode("utf-8", errors="replace").splitlines()
-    match = _FOOTER.match(lines[-1]) if lines else None
-    data = len(lines) - 1 - (1 if match else 0)  # minus the header (and the footer)
-    return (int(match[1]) if match else None), max(data, 0)
-
-
-def manifest_is_complete(path: str | Path) -> bool:
-    """Does ``path`` exist and end with a footer matching its number of rows?"""
-    try:
-        expected, found = _footer_rows(path)
-    except OSError:
-        return False
-    return expected is not None and expected == found
-
-
 def read_manifest(path: str | Path) -> pd.DataFrame:
     """Read a manifest; :class:`IncompleteManifestError` if its footer is missing or disagrees."""
-    expected, found = _footer_rows(path)
+    expected, found = footer_rows(path)
     if expected is None or expected != found:
         what = "has no footer line" if expected is None else f"has {found} rows where its footer says {expected}"
         raise IncompleteManifestError(

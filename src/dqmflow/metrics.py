@@ -141,6 +141,11 @@ class RocResult:
         return float(self.fpr[i]), float(self.tpr[i])
 
 
+def _resample(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
+    """``rng.choice(values, len(values))`` (the same draws), at half its cost."""
+    return values[rng.integers(0, len(values), len(values))]
+
+
 def bootstrap_roc(scores: np.ndarray, labels: np.ndarray, n_bootstrap: int = 200, seed: int = 0) -> RocResult:
     """ROC, AUC and their ±1σ bootstrap band (resampling good and bad runs separately)."""
     s, y = _usable(scores, labels)
@@ -155,7 +160,7 @@ def bootstrap_roc(scores: np.ndarray, labels: np.ndarray, n_bootstrap: int = 200
     labels_boot = np.r_[np.zeros(n_good), np.ones(n_bad)]
     resampled = np.empty((n_bootstrap, n_good + n_bad))
     for i in range(n_bootstrap):  # the draws in the order of one resample after the other
-        resampled[i, :n_good], resampled[i, n_good:] = rng.choice(good, size=n_good), rng.choice(bad, size=n_bad)
+        resampled[i, :n_good], resampled[i, n_good:] = _resample(rng, good), _resample(rng, bad)
     aucs, tprs = _aucs_and_curves(resampled, labels_boot)
     return RocResult(
         fpr, tpr, auc, float(np.std(aucs)), FPR_GRID, tprs.mean(axis=0), tprs.std(axis=0), n_good, n_bad, thresholds
@@ -206,7 +211,7 @@ def false_alarm_rates(
             continue
         goods, bads = np.empty((n_bootstrap, len(good))), np.empty((n_bootstrap, len(bad)))
         for i in range(n_bootstrap):  # the draws in the order of one resample after the other
-            goods[i], bads[i] = rng.choice(good, len(good)), rng.choice(bad, len(bad))
+            goods[i], bads[i] = _resample(rng, good), _resample(rng, bad)
         boot = _far(goods, bads, eff)
         rate = float(_far(good, bad, eff)[0])
         rows.append({"efficiency": eff, "false_alarm_rate": rate, "false_alarm_rate_std": float(np.std(boot))})

@@ -25,10 +25,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -38,6 +37,9 @@ from dqmflow.runtable import RunTable, read_run_table
 from dqmflow.scores import SCORE_COLUMNS, check_score_table
 from dqmflow.storage import read_storage_info
 from dqmflow.training import read_training_record, training_key, write_training_record
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +173,7 @@ def score_chunk(
     reco_runs: Sequence[int] = (),
     record: str | Path | None = None,
     cache: str | Path | None = None,
-) -> pd.DataFrame:
+) -> ChunkScores:
     """Score every run of the run table with the chunk's trained models.
 
     Runs whose histogram is missing get a row with a NaN score, so none disappears; so do all
@@ -230,7 +232,7 @@ def score_chunk(
             scores[rows, j] = fresh[scored]
             for name, values in fresh_extras.items():
                 extras[name][rows, j] = values[scored, position[column]]
-    frames = []
+    tables, splits = [], {}
     for j, column in enumerate(columns):
         entries = table.entries[column]
         valid = ~np.isnan(entries)
@@ -238,35 +240,59 @@ def score_chunk(
         split = histogram_split(table.split, valid, np.nan_to_num(entries, nan=0.0), prep.min_entries, fitted)
         if column not in trained:
             scores[:, j] = np.nan
-        frame = pd.DataFrame(
-            {
-                "run_number": runs.astype(np.int64),
-                "year": table.years.astype(np.int64),
-                "histogram": column,
-                "algorithm": config.tag,
-                "score": scores[:, j],
-                "label": table.labels.astype(np.int64),
-                "split": split,
-                "entries": np.nan_to_num(entries, nan=0.0).astype(np.float64),
-            }
-        )
-        for name in sorted(extras, key=_extra_order):
-            frame[_extra_column(name)] = extras[name][:, j]
-        check_score_table(frame, where=str(score_files[column]))
+        rows = _score_rows(table, column, config.tag, scores[:, j], split, entries, extras, j)
+        check_score_table(rows, where=str(score_files[column]))
         Path(score_files[column]).parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(score_files[column], index=False)
-        frames.append(frame)
+        pq.write_table(rows, score_files[column])
+        tables.append(rows)
+        splits[column] = split
     cached_recos = _read_reco_cache(cache, identity, runs[reuse]) if previous is not None else {}
     recos = _write_reconstructions(
-        run_table, table, storage, columns, frames, model, trained, reco_files, prep, frozen,
+        run_table, table, storage, columns, scores, splits, model, trained, reco_files, prep, frozen,
         n_reconstructed, reco_runs, batch, todo, cached_recos,
     )  # fmt: skip
     if cache is not None:
         _write_score_cache(cache, identity, table, columns, scores, extras)
         _write_reco_cache(cache, identity, recos)
-    out = pd.concat(frames, ignore_index=True)
-    out.attrs["scored_runs"] = len(todo) if model is not None else 0
-    return out
+    out = pa.concat_tables(tables) if tables else pa.table({c: [] for c in SCORE_COLUMNS})
+    return ChunkScores(out, len(todo) if model is not None else 0)
+
+
+@dataclass(frozen=True)
+class ChunkScores:
+    """What a score job wrote: its rows of the long score table, and how many runs it scored anew
+    (the others' scores were reused)."""
+
+    table: pa.Table
+    scored_runs: int
+
+
+def _score_rows(
+    table: RunTable,
+    column: str,
+    tag: str,
+    scores: np.ndarray,
+    split: np.ndarray,
+    entries: np.ndarray,
+    extras: Mapping[str, np.ndarray],
+    j: int,
+) -> pa.Table:
+    """One histogram's rows of the long score table (:mod:`dqmflow.scores`), built as Arrow
+    columns: a score job writes thousands of these, and pandas cost it 5 ms per histogram."""
+    n = len(table.runs)
+    data: dict[str, Any] = {
+        "run_number": pa.array(table.runs.astype(np.int64)),
+        "year": pa.array(table.years.astype(np.int64)),
+        "histogram": pa.array([column] * n, pa.string()),
+        "algorithm": pa.array([tag] * n, pa.string()),
+        "score": pa.array(scores.astype(np.float64)),
+        "label": pa.array(table.labels.astype(np.int64)),
+        "split": pa.array(split.astype(str), pa.string()),
+        "entries": pa.array(np.nan_to_num(entries, nan=0.0).astype(np.float64)),
+    }
+    for name in sorted(extras, key=_extra_order):
+        data[_extra_column(name)] = pa.array(extras[name][:, j].astype(np.float64))
+    return pa.table(data)
 
 
 def _scoring_identity(
@@ -312,9 +338,8 @@ def _write_cache(path: str | Path, table: pa.Table, identity: str, **extra: Any)
     partial.replace(path)
 
 
-def _read_score_cache(cache: str | Path | None, identity: str, columns: Sequence[str]) -> pd.DataFrame | None:
-    table = _read_cache(cache, identity, columns=list(columns))
-    return None if table is None else table.to_pandas()
+def _read_score_cache(cache: str | Path | None, identity: str, columns: Sequence[str]) -> pa.Table | None:
+    return _read_cache(cache, identity, columns=list(columns))
 
 
 #: Optional per-run values a score job stores beside the score: cache name -> score table column
@@ -353,25 +378,36 @@ def _fresh_extras(
 
 
 def _reuse(
-    previous: pd.DataFrame, table: RunTable, columns: Sequence[str]
+    previous: pa.Table, table: RunTable, columns: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Which runs' cached scores still hold (same file, run split and entries per histogram), and
     them (scores and :data:`EXTRA_COLUMNS`)."""
-    cached = previous.set_index("run_number").reindex(table.runs)
-    same = (cached["signature"].fillna("\0").to_numpy() == table.signatures) & (table.signatures != "")
-    same &= cached["split"].fillna("").to_numpy() == table.split  # low_stats decides the +inf of empty histograms
+    n = len(table.runs)
+    scores = np.full((n, len(columns)), np.nan)
+    cached_runs = previous["run_number"].to_numpy()
+    if len(cached_runs) == 0:
+        return np.zeros(n, dtype=bool), scores, {}
+    order = np.argsort(cached_runs, kind="stable")
+    row = order[np.minimum(np.searchsorted(cached_runs, table.runs, sorter=order), len(cached_runs) - 1)]
+    found = cached_runs[row] == table.runs
+
+    def cached(name: str) -> np.ndarray:
+        return previous[name].to_numpy(zero_copy_only=False)[row]
+
+    same = found & (cached("signature") == table.signatures) & (table.signatures != "")
+    same &= cached("split") == table.split  # low_stats decides the +inf of empty histograms
     for j, column in enumerate(columns):
-        old, new = cached[f"entries_{j}"].to_numpy(dtype=np.float64), table.entries[column]
+        old, new = cached(f"entries_{j}").astype(np.float64), table.entries[column]
         same &= (old == new) | (np.isnan(old) & np.isnan(new))
-    scores = np.full((len(table.runs), len(columns)), np.nan)
-    stored = {c.rsplit("_", 1)[0] for c in cached.columns if c.startswith("seed:")} | {
-        name for name in EXTRA_COLUMNS if f"{name}_0" in cached.columns
+    names = previous.column_names
+    stored = {c.rsplit("_", 1)[0] for c in names if c.startswith("seed:")} | {
+        name for name in EXTRA_COLUMNS if f"{name}_0" in names
     }
     extras = {name: np.full_like(scores, np.nan) for name in sorted(stored, key=_extra_order)}
     for j in range(len(columns)):
-        scores[same, j] = cached[f"score_{j}"].to_numpy(dtype=np.float64)[same]
+        scores[same, j] = cached(f"score_{j}").astype(np.float64)[same]
         for name, values in extras.items():
-            values[same, j] = cached[f"{name}_{j}"].to_numpy(dtype=np.float64)[same]
+            values[same, j] = cached(f"{name}_{j}").astype(np.float64)[same]
     return same, scores, extras
 
 
@@ -442,7 +478,8 @@ def _write_reconstructions(
     table: RunTable,
     storage: str | Path,
     columns: Sequence[str],
-    frames: Sequence[pd.DataFrame],
+    scores: np.ndarray,
+    splits: Mapping[str, np.ndarray],
     model: Any,
     trained: Sequence[str],
     reco_files: Mapping[str, str | Path],
@@ -458,12 +495,14 @@ def _write_reconstructions(
     training split and of ``reco_runs``. They come from ``cached``, from the runs just scored
     (``batch``), or are read for the few runs in neither. Returns them, by (column, run)."""
     chosen: dict[str, list[int]] = {}
-    for column, frame in zip(columns, frames, strict=True):
-        candidates = frame[~frame["split"].isin(("train", "missing", "low_stats"))]  # short runs are shown apart
-        candidates = candidates[candidates["score"].notna()].sort_values("score", ascending=False, kind="stable")
-        wanted = [*candidates["run_number"].head(n_reconstructed).tolist(), *reco_runs]
-        split = dict(zip(frame["run_number"], frame["split"], strict=True))
-        chosen[column] = [r for r in dict.fromkeys(int(r) for r in wanted) if split.get(r, "missing") != "missing"]
+    runs = table.runs
+    for j, column in enumerate(columns):
+        split, score = splits[column], scores[:, j]
+        candidates = np.flatnonzero(~np.isin(split, ("train", "missing", "low_stats")) & ~np.isnan(score))
+        top = candidates[np.argsort(-score[candidates], kind="stable")[:n_reconstructed]]  # short runs are shown apart
+        available = set(runs[split != "missing"].tolist())
+        wanted = [*runs[top].tolist(), *reco_runs]
+        chosen[column] = [r for r in dict.fromkeys(int(r) for r in wanted) if r in available]
     in_batch = set() if batch is None else {int(r) for r in batch_scored}  # not the references read with them
     unread = sorted({r for c, runs in chosen.items() for r in runs if (c, r) not in cached and r not in in_batch})
     if unread and model is not None:  # and the runs reconstructing them reads (references)
@@ -475,7 +514,7 @@ def _write_reconstructions(
     )
     out: dict[tuple[str, int], Reco] = {}
     stored = read_storage_info(storage)
-    for column, frame in zip(columns, frames, strict=True):
+    for j, column in enumerate(columns):
         todo: dict[int, Reco] = {}
         for source in (batch, extra):
             data = source.histograms.get(column) if source is not None else None
@@ -494,7 +533,7 @@ def _write_reconstructions(
             for i, run in enumerate(source.runs[present]):
                 reco = None if recos is None else np.asarray(recos[i], np.float32).reshape(-1)
                 todo[int(run)] = (originals[i].reshape(-1), reco)
-        score_of = dict(zip(frame["run_number"], frame["score"], strict=True))
+        score_of = dict(zip(runs.tolist(), scores[:, j].tolist(), strict=True))
         rows: dict[str, list[Any]] = {"run_number": [], "score": [], "original": [], "reconstruction": []}
         for run in chosen[column]:
             item = cached.get((column, run)) or todo.get(run)
@@ -528,6 +567,8 @@ def _write_reconstructions(
 
 def collect_scores(paths: Sequence[str | Path], output: str | Path) -> pd.DataFrame:
     """Concatenate per-(histogram, algorithm) score files into the long ``scores.parquet``."""
+    import pandas as pd
+
     frames = [pd.read_parquet(p) for p in paths]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
     frame = frame.sort_values(["algorithm", "histogram", "run_number"], kind="stable", ignore_index=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from dqmflow.algorithms.base import Algorithm, AlgorithmConfig, ConfigError, load_config
 from dqmflow.discover import DqmFile, Selection, batch_of, read_catalog, select
-from dqmflow.fetch import manifest_is_complete
+from dqmflow.manifest import manifest_is_complete
 from dqmflow.metadata import Datasets, load_contents, load_datasets
 from dqmflow.names import HistogramName
 from dqmflow.params import digest

@@ -21,12 +21,18 @@ table written by another tool in this format is assessed the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
-from pandas.api import types as ptypes
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dqmflow.runtable import SPLITS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "OPTIONAL_COLUMNS",
@@ -40,45 +46,118 @@ __all__ = [
 REQUIRED_COLUMNS = ("run_number", "histogram", "algorithm", "score")
 OPTIONAL_COLUMNS = ("score_lo", "score_hi", "label", "split", "entries", "year", "latent_1", "latent_2")
 SCORE_COLUMNS = ["run_number", "year", "histogram", "algorithm", "score", "label", "split", "entries"]
+_INTEGER = ("run_number", "label", "year")
+_NUMERIC = ("score", "score_lo", "score_hi", "entries", "latent_1", "latent_2")
+_KEY = ["run_number", "histogram", "algorithm"]
+
+Table = TypeVar("Table", "pd.DataFrame", pa.Table)
 
 
 class ScoreTableError(ValueError):
     """A score table does not follow the contract above."""
 
 
-def check_score_table(frame: pd.DataFrame, where: str = "score table") -> pd.DataFrame:
-    """Check columns, types and values; returns ``frame`` unchanged (raises :class:`ScoreTableError`)."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+def check_score_table(table: Table, where: str = "score table") -> Table:
+    """Check columns, types and values of a score table (a pandas DataFrame, or an Arrow table as
+    score jobs write it); returns ``table`` unchanged (raises :class:`ScoreTableError`)."""
+    if isinstance(table, pa.Table):
+        _check(where, _ArrowView(table))
+    else:
+        _check(where, _PandasView(table))
+    return table
+
+
+class _ArrowView:
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.columns = list(table.column_names)
+        self.rows = table.num_rows
+
+    def type_of(self, column: str) -> tuple[bool, bool, str]:
+        kind = self.table.schema.field(column).type
+        integer = pa.types.is_integer(kind)
+        return integer, integer or pa.types.is_floating(kind), str(kind)
+
+    def unique(self, column: str) -> list[Any]:
+        return pc.unique(self.table[column]).to_pylist()
+
+    def first_duplicate(self) -> dict[str, Any] | None:
+        keys = self.table.select(_KEY)
+        if all(pc.count_distinct(keys[c]).as_py() == 1 for c in _KEY[1:]):  # one file: one histogram, one config
+            runs = keys["run_number"].to_numpy()
+            values, counts = np.unique(runs, return_counts=True)
+            if not (counts > 1).any():
+                return None
+            row = int(np.flatnonzero(runs == values[counts > 1][0])[1])
+        else:
+            counted = keys.group_by(_KEY).aggregate([([], "count_all")])
+            several = counted.filter(pc.greater(counted["count_all"], 1))
+            if several.num_rows == 0:
+                return None
+            return {c: several[c][0].as_py() for c in _KEY}
+        return {c: keys[c][row].as_py() for c in _KEY}
+
+
+class _PandasView:
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.columns = list(frame.columns)
+        self.rows = len(frame)
+
+    def type_of(self, column: str) -> tuple[bool, bool, str]:
+        from pandas.api import types as ptypes
+
+        dtype = self.frame[column].dtype
+        return ptypes.is_integer_dtype(dtype), ptypes.is_numeric_dtype(dtype), str(dtype)
+
+    def unique(self, column: str) -> list[Any]:
+        return list(self.frame[column].unique())
+
+    def first_duplicate(self) -> dict[str, Any] | None:
+        duplicated = self.frame.duplicated(_KEY)
+        if not duplicated.any():
+            return None
+        row = self.frame[duplicated].iloc[0]
+        return {c: row[c] for c in _KEY}
+
+
+def _check(where: str, view: _ArrowView | _PandasView) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in view.columns]
     if missing:
         raise ScoreTableError(f"{where}: missing column(s) {missing}; a score table needs {list(REQUIRED_COLUMNS)}")
-    if len(frame) == 0:
-        return frame
-    for column in ("run_number", "label", "year"):
-        if column in frame.columns and not ptypes.is_integer_dtype(frame[column]):
-            raise ScoreTableError(f"{where}: column {column!r} must hold integers, not {frame[column].dtype}")
-    numeric = ("score", "score_lo", "score_hi", "entries", "latent_1", "latent_2")
-    for column in [*numeric, *(c for c in frame.columns if str(c).startswith("score_seed_"))]:
-        if column in frame.columns and not ptypes.is_numeric_dtype(frame[column]):
-            raise ScoreTableError(f"{where}: column {column!r} must be numeric, not {frame[column].dtype}")
-    if "split" in frame.columns:
-        odd = sorted(set(frame["split"].astype(str)) - set(SPLITS))
+    if view.rows == 0:
+        return
+
+    def present(names: Sequence[str]) -> list[str]:
+        return [c for c in names if c in view.columns]
+
+    for column in present(_INTEGER):
+        integer, _, kind = view.type_of(column)
+        if not integer:
+            raise ScoreTableError(f"{where}: column {column!r} must hold integers, not {kind}")
+    for column in present([*_NUMERIC, *(c for c in view.columns if str(c).startswith("score_seed_"))]):
+        _, numeric, kind = view.type_of(column)
+        if not numeric:
+            raise ScoreTableError(f"{where}: column {column!r} must be numeric, not {kind}")
+    if "split" in view.columns:
+        odd = sorted({str(v) for v in view.unique("split")} - set(SPLITS))
         if odd:
             raise ScoreTableError(f"{where}: unknown split value(s) {odd}; allowed: {list(SPLITS)}")
-    if "label" in frame.columns:
-        odd_labels = sorted(set(frame["label"].tolist()) - {-1, 0, 1})
+    if "label" in view.columns:
+        odd_labels = sorted({int(v) for v in view.unique("label")} - {-1, 0, 1})
         if odd_labels:
             raise ScoreTableError(f"{where}: labels must be 1 (bad), 0 (good) or -1 (unknown), not {odd_labels}")
-    duplicated = frame.duplicated(["run_number", "histogram", "algorithm"])
-    if duplicated.any():
-        row = frame[duplicated].iloc[0]
+    row = view.first_duplicate()
+    if row is not None:
         raise ScoreTableError(
             f"{where}: run {row['run_number']} has several scores for {row['histogram']!r} [{row['algorithm']}]"
         )
-    return frame
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
     """Read a long score table (parquet or CSV) and check it."""
+    import pandas as pd
+
     path = Path(path)
     frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
     return check_score_table(frame, where=str(path))

@@ -57,7 +57,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 __all__ = [
     "COMBINERS",
@@ -258,6 +257,8 @@ def combine(
         hmp = wsum / (wmat / safe).sum(axis=1)
         out[rows] = -np.log10(hmp[rows])
     elif combiner in ("fisher", "stouffer"):
+        from scipy import stats  # here only: importing scipy.stats costs an assessment job 0.5 s
+
         inner = np.minimum(safe, 1.0 - 1e-12)  # Stouffer: p = 1 would be a z-score of -inf
         result = stats.combine_pvalues(np.where(present, inner, np.nan), method=combiner, axis=1, nan_policy="omit")
         if combiner == "fisher":

@@ -1,5 +1,7 @@
 """Score every run with the trained models of a chunk (rules score_<CHUNK>)."""
 
+import numpy as np
+
 from dqmflow.algorithms import load_config
 from dqmflow.models import Preprocessing, score_chunk
 from dqmflow.scriptlog import setup, timed
@@ -8,7 +10,7 @@ log = setup(snakemake)
 columns = snakemake.params.histograms
 settings = snakemake.params.reconstructions
 with timed(log):
-    frame = score_chunk(
+    result = score_chunk(
         snakemake.input.runs,
         snakemake.input.storage,
         load_config(snakemake.input.config),
@@ -21,10 +23,12 @@ with timed(log):
         record=snakemake.params.record,
         cache=snakemake.params.cache,
     )
+scores = result.table["score"].to_numpy()
+splits = result.table["split"].value_counts().to_pylist()
 log.info(
     "%d scores of %d histograms (%s); %d runs scored anew, the others reused",
-    frame["score"].notna().sum(),
+    (~np.isnan(scores)).sum(),
     len(columns),
-    frame["split"].value_counts().to_dict(),
-    frame.attrs["scored_runs"],
+    {item["values"]: item["counts"] for item in splits},
+    result.scored_runs,
 )
