@@ -350,7 +350,7 @@ def test_profile_sizes_every_fixed_rule() -> None:
     config = profile(PROFILE)
     assert config["executor"] == "htcondor"
     rules = {"demo_data", "discover", "fetch", "merge", "run_table", "collect_scores", "assess_histograms",
-             "verdicts", "site"}  # fmt: skip
+             "draw_figures", "verdicts", "site"}  # fmt: skip
     assert set(config["set-resources"]) == rules
     for rule, resources in config["set-resources"].items():
         assert {"request_memory", "classad_JobFlavour", "classad_MaxRuntime"} <= set(resources), rule
@@ -515,7 +515,8 @@ def test_the_whole_workflow_ran_as_htcondor_jobs(condor_run: CondorRun) -> None:
     assert all(job.returncode == 0 for job in condor_run.jobs)
     rules = set().union(*(job.rules for job in condor_run.jobs))
     assert {"demo_data", "discover", "fetch", "merge", "run_table", "train_CSC_1", "train_L1T_1", "score_CSC_1",
-            "score_L1T_1", "collect_scores", "assess_histograms", "verdicts", "site"} == rules  # fmt: skip
+            "score_L1T_1", "collect_scores", "assess_histograms", "draw_figures", "verdicts",
+            "site"} == rules  # fmt: skip
     assert "all" not in rules, "the target rule runs on the submit node"
 
 
@@ -582,16 +583,17 @@ def steps(job: Recorded) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk", ["CSC-1", "L1T-1"])
 def test_model_jobs_are_grouped_per_chunk(condor_run: CondorRun, chunk: str) -> None:
-    """The score jobs of every algorithm config and the assessment of a chunk are one HTCondor job;
-    training is not grouped (an autoencoder's is long, maybe on a GPU)."""
+    """The score jobs of every algorithm config, the assessment of a chunk and the drawing of its
+    figures are one HTCondor job; training is not grouped (an autoencoder's is long, maybe on a GPU)."""
     suffix = chunk.replace("-", "_")
     (job,) = [j for j in condor_run.jobs if f"assess_histograms:pd=SingleMuon,chunk={chunk}" in steps(j)]
-    assert job.rules == {f"score_{suffix}", "assess_histograms"}
+    assert job.rules == {f"score_{suffix}", "assess_histograms", "draw_figures"}
     targets = steps(job)
-    assert sorted(targets) == sorted([f"assess_histograms:pd=SingleMuon,chunk={chunk}"] + [
+    assert sorted(targets) == sorted([f"assess_histograms:pd=SingleMuon,chunk={chunk}",
+        f"draw_figures:pd=SingleMuon,chunk={chunk}"] + [
         f"score_{suffix}:pd=SingleMuon,algo={algo}" for algo in ("ae_fast", "pca_2")])  # fmt: skip
     d = job.description
-    assert d["batch_name"].startswith(f"models_{chunk}_assess_histograms_score_{suffix}-")
+    assert d["batch_name"].startswith(f"models_{chunk}_assess_histograms_draw_figures_score_{suffix}-")
     # The job runs its steps with --cores 2 (profiles/default): both score jobs side by side
     # (2 cores, 4 GB for the autoencoder's + 2 GB for PCA's), then the assessment (2 GB).
     assert job.option("--cores") == "2" and d["request_cpus"] == "2"
@@ -604,6 +606,7 @@ def test_model_jobs_are_grouped_per_chunk(condor_run: CondorRun, chunk: str) -> 
         assert len(list((results / "scores" / algo).glob(f"{chunk.split('-')[0]}..*.parquet"))) == len(
             TINY_CONTENTS[chunk.split("-")[0]])  # fmt: skip
     assert (results / "assessment" / "chunks" / chunk / "metrics.csv").exists()
+    assert any((results / "assessment" / "chunks" / chunk / "plots").rglob("*.png")), "its figures were drawn"
     # Training: one job per algorithm config, the autoencoder's with its own size.
     for algo, flavour, memory in (("ae_fast", "longlunch", "4000"), ("pca_2", "espresso", "2000")):
         train = condor_run.only(f"train_{suffix}", f"algo={algo}")

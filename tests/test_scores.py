@@ -66,3 +66,33 @@ def test_a_chunk_where_no_histogram_matters_still_has_its_plots_folder(
     table = foreign_table(rng).assign(score=lambda t: rng.normal(size=len(t)), split="test")  # nothing flags
     result = assess_histograms(table, tmp_path / "plots", Settings(n_bootstrap=10, alpha=1e-9))
     assert (tmp_path / "plots").is_dir() and result.figures.empty
+
+
+def test_figures_planned_by_the_assessment_and_drawn_in_another_process_are_the_same(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """The workflow assesses a chunk in one job and draws its figures in another (rule draw_figures)."""
+    import subprocess
+    import sys
+
+    from dqmflow.assess import write_figure_plan
+
+    table = foreign_table(rng)
+    settings = Settings(n_bootstrap=20, plots="all")
+    direct = assess_histograms(table, tmp_path / "direct", settings)
+    planned = assess_histograms(table, None, settings, plan_figures=True)
+    assert not (tmp_path / "planned").exists() and len(planned.figure_plan) == len(direct.figures)
+    pd.testing.assert_frame_equal(planned.metrics, direct.metrics)
+    pd.testing.assert_frame_equal(planned.figures, direct.figures)
+    write_figure_plan(planned.figure_plan, tmp_path / "figures.pkl")
+    code = (
+        "import sys; from dqmflow.assess import draw_figures\n"
+        "print(draw_figures(sys.argv[1], sys.argv[2], sys.argv[3]))\n"
+    )
+    args = [str(tmp_path / "figures.pkl"), str(tmp_path / "planned"), str(tmp_path / "cache")]
+    run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == f"({len(direct.figures)}, 0)"
+    for file in direct.figures["file"]:
+        assert (tmp_path / "planned" / file).read_bytes() == (tmp_path / "direct" / file).read_bytes(), file
+    again = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == f"(0, {len(direct.figures)})", "an unchanged figure is copied, not drawn"

@@ -115,6 +115,9 @@ class ChunkAssessment:
     pvalues: pd.DataFrame
     figures: pd.DataFrame = field(default_factory=pd.DataFrame)
     """histogram, algorithm ("" = all), kind, file (relative to the plots folder), runs drawn."""
+    figure_plan: list[FigureCall] = field(default_factory=list)
+    """The figures to draw (:func:`draw_figures`), when :func:`assess_histograms` was asked not to
+    draw them itself (``plots_dir=None, plan_figures=True``)."""
 
 
 # ----------------------------------------------------------------------------- reading
@@ -292,6 +295,7 @@ def assess_histograms(
     reference: Reference | None = None,
     n_histograms: int | None = None,
     figure_cache: str | Path | None = None,
+    plan_figures: bool = False,
 ) -> ChunkAssessment:
     """Figures of merit, p-values and figures of the histograms of ``scores`` (all algorithms).
 
@@ -303,7 +307,10 @@ def assess_histograms(
     ``alpha / n_histograms`` (the trials correction over a run's histograms; ``n_histograms``
     defaults to the histograms of ``scores``, give the dataset's total when ``scores`` is a chunk),
     and its reconstructions only for those algorithms and the runs in ``settings.reco_runs``.
-    ``figure_cache`` is a folder kept between runs (:class:`FigureCache`).
+    ``figure_cache`` is a folder kept between runs (:class:`FigureCache`). With
+    ``plan_figures`` (and ``plots_dir=None``) nothing is drawn: the result's ``figure_plan`` lists
+    the figures for :func:`draw_figures` (the workflow draws them in their own job, beside the run
+    verdicts, which need only the tables).
     """
     scores = check_score_table(scores.reset_index(drop=True))
     if "label" not in scores.columns:
@@ -319,10 +326,10 @@ def assess_histograms(
         if stored != histogram:
             raise ValueError(f"{path} holds reconstructions of {stored!r}, not of {histogram!r}")
         recos[(histogram, algorithm)] = (meta, rows)
-    draw = plots_dir is not None and settings.plots != "none"
+    draw = (plots_dir is not None or plan_figures) and settings.plots != "none"
     if plots_dir is not None:
         Path(plots_dir).mkdir(parents=True, exist_ok=True)  # a job's output, even when nothing is drawn
-    cache = FigureCache(figure_cache if draw else None)
+    cache = FigureCache(figure_cache if draw else None, plan=plan_figures)
     threshold = settings.alpha / max(n_histograms or scores["histogram"].nunique(), 1)
     flagging = {
         key: settings.plots == "all" or _matters(group, threshold)
@@ -400,7 +407,8 @@ def assess_histograms(
                 histogram, hframe, rocs, matrices, recos, reco_labels or {}, settings, plots, drawn, cache
             )
     cache.close()
-    log.info("figures: %d drawn, %d unchanged (copied from the cache)", cache.drawn, cache.hits)
+    if not plan_figures:
+        log.info("figures: %d drawn, %d unchanged (copied from the cache)", cache.drawn, cache.hits)
     metrics = pd.DataFrame(metric_rows)
     keep = ["run_number", "histogram", "algorithm", "score", "p_value", "p_graded", "n_reference"]
     return ChunkAssessment(
@@ -410,7 +418,47 @@ def assess_histograms(
         top_runs=pd.concat(top_frames, ignore_index=True) if top_frames else pd.DataFrame(),
         pvalues=pvalues[keep + [c for c in ("label", "split", "year") if c in pvalues.columns]],
         figures=pd.DataFrame(figure_rows, columns=["histogram", "algorithm", "kind", "file", "runs"]),
+        figure_plan=cache.planned,
     )
+
+
+@dataclass(frozen=True)
+class FigureCall:
+    """One figure to draw: ``dqmflow.plots.<function>(*args, plots_dir / file, **kwargs)``."""
+
+    function: str
+    file: str  # relative to the plots folder
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+def write_figure_plan(plan: Sequence[FigureCall], path: str | Path) -> None:
+    """Save a chunk's figure plan for :func:`draw_figures` in another process (a pickle: the
+    plotting functions' own arguments, data frames and ROC results included; read back only by
+    the same installation of dqmflow)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(pickle.dumps(list(plan), protocol=5))
+
+
+def draw_figures(
+    plan: Sequence[FigureCall] | str | Path, plots_dir: str | Path, figure_cache: str | Path | None = None
+) -> tuple[int, int]:
+    """Draw the figures of ``plan`` (or of the plan file at that path) into ``plots_dir``, copying
+    those whose inputs are unchanged from ``figure_cache`` (:class:`FigureCache`); returns
+    (drawn, copied from the cache)."""
+    calls: list[FigureCall] = pickle.loads(Path(plan).read_bytes()) if isinstance(plan, (str, Path)) else list(plan)
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    if not calls:
+        return 0, 0
+    from dqmflow import plots as draw
+
+    cache = FigureCache(figure_cache)
+    for call in calls:
+        cache.draw(getattr(draw, call.function), plots_dir / call.file, *call.args, **call.kwargs)
+    cache.close()
+    log.info("figures: %d drawn, %d unchanged (copied from the cache)", cache.drawn, cache.hits)
+    return cache.drawn, cache.hits
 
 
 class FigureCache:
@@ -419,11 +467,13 @@ class FigureCache:
     histogram after a few runs were added) is copied instead of drawn again. ``None`` folder:
     no cache. Entries not used by a run are removed at :meth:`close`."""
 
-    def __init__(self, folder: str | Path | None) -> None:
-        self.folder = Path(folder) if folder is not None else None
+    def __init__(self, folder: str | Path | None, *, plan: bool = False) -> None:
+        self.folder = Path(folder) if folder is not None and not plan else None
         self.used: set[str] = set()
         self.hits = 0
         self.drawn = 0
+        self.plan = plan
+        self.planned: list[FigureCall] = []  # with ``plan``: what draw() was asked, nothing drawn
         self._code = ""
         if self.folder is not None:  # the plotting code is part of every key (imports matplotlib)
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -432,7 +482,11 @@ class FigureCache:
             self._code = hashlib.sha256(Path(plots.__file__).read_bytes()).hexdigest()
 
     def draw(self, function: Any, path: Path, *args: Any, **kwargs: Any) -> None:
-        """``function(*args, path, **kwargs)`` unless the same figure is in the cache."""
+        """``function(*args, path, **kwargs)`` unless the same figure is in the cache (with
+        ``plan``: recorded in :attr:`planned`, ``path`` relative to the plots folder ``""``)."""
+        if self.plan:
+            self.planned.append(FigureCall(function.__name__, str(path), tuple(args), dict(kwargs)))
+            return
         if self.folder is None:
             function(*args, path, **kwargs)
             self.drawn += 1

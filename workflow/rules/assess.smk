@@ -1,6 +1,8 @@
 # Assessment: one job per chunk of histograms (all algorithm configs: figures of merit, p-values
-# against the reference runs, figures of the histograms that matter), then one verdicts job per
-# primary dataset (run verdicts, summary tables and figures) and the web page.
+# against the reference runs, and the plan of the figures of the histograms that matter), one job
+# per chunk that draws those figures, and one verdicts job per primary dataset (run verdicts,
+# summary tables and figures), which needs only the tables and so runs beside the drawing; then
+# the web page.
 
 
 rule assess_histograms:
@@ -15,16 +17,16 @@ rule assess_histograms:
         top_runs="results/{pd}/assessment/chunks/{chunk}/top_runs.csv",
         figures="results/{pd}/assessment/chunks/{chunk}/figures.csv",
         pvalues="results/{pd}/assessment/chunks/{chunk}/pvalues.parquet",
-        plots=directory("results/{pd}/assessment/chunks/{chunk}/plots"),
+        figure_plan="results/{pd}/assessment/chunks/{chunk}/figures.pkl",
     params:
         settings=config["assessment"],
         reco_keys=chunk_reco_keys,
         n_histograms=len(PLAN.histograms),
-        figure_cache=figure_cache,
     log:
         "logs/{pd}/assess/{chunk}.log",
     benchmark:
         "benchmarks/{pd}/assess/{chunk}.tsv"
+    priority: 2  # the start of the longest chain (tables, figures, web page): before collect_scores
     threads: 1
     resources:
         mem_mb=2000,
@@ -32,6 +34,27 @@ rule assess_histograms:
         ENV
     script:
         "../scripts/assess_histograms.py"
+
+
+rule draw_figures:
+    input:
+        plan="results/{pd}/assessment/chunks/{chunk}/figures.pkl",
+    output:
+        plots=directory("results/{pd}/assessment/chunks/{chunk}/plots"),
+    params:
+        figure_cache=figure_cache,
+    log:
+        "logs/{pd}/figures/{chunk}.log",
+    benchmark:
+        "benchmarks/{pd}/figures/{chunk}.tsv"
+    priority: 1  # longer than the verdicts, which can wait for a free core
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        ENV
+    script:
+        "../scripts/draw_figures.py"
 
 
 rule verdicts:

@@ -239,7 +239,7 @@ def chunk_tables(wildcards):
 
 
 def figure_cache(wildcards):
-    """Figures an assessment job keeps across reruns (not an output: Snakemake would delete it)."""
+    """Figures a draw_figures job keeps across reruns (not an output: Snakemake would delete it)."""
     return f"results/{wildcards.pd}/assessment/cache/{wildcards.chunk}"
 
 

@@ -1,9 +1,10 @@
-"""Figures of merit, p-values and figures of a chunk of histograms, all algorithms (rule assess_histograms)."""
+"""Figures of merit, p-values and the figure plan of a chunk of histograms, all algorithms (rule
+assess_histograms); rule draw_figures draws the figures."""
 
 import pandas as pd
 
 from dqmflow.algorithms import load_config
-from dqmflow.assess import Settings, assess_histograms, write_chunk
+from dqmflow.assess import Settings, assess_histograms, write_chunk, write_figure_plan
 from dqmflow.scores import read_scores
 from dqmflow.scriptlog import setup, timed
 
@@ -16,18 +17,20 @@ with timed(log):
     scores = pd.concat([read_scores(path) for path in snakemake.input.scores], ignore_index=True)
     result = assess_histograms(
         scores,
-        snakemake.output.plots,
+        None,
         settings,
         reco_files=reco_files,
         reco_labels=reco_labels,
         n_histograms=snakemake.params.n_histograms,
-        figure_cache=snakemake.params.figure_cache,
+        plan_figures=True,
     )
     write_chunk(result, snakemake.output)
+    write_figure_plan(result.figure_plan, snakemake.output.figure_plan)
 log.info(
-    "%d histograms x %d algorithms assessed; figures of %d histograms (plots: %s)",
+    "%d histograms x %d algorithms assessed; %d figures of %d histograms to draw (plots: %s)",
     scores["histogram"].nunique(),
     scores["algorithm"].nunique(),
+    len(result.figure_plan),
     result.figures["histogram"].nunique() if len(result.figures) else 0,
     settings.plots,
 )
