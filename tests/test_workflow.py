@@ -174,7 +174,7 @@ def test_changing_one_algorithm_reruns_only_its_jobs(workdir: Path) -> None:
         jobs = planned_jobs(workdir)
     finally:
         path.write_text(original)
-    expected = {"assess_histograms": 2, "collect_scores": 1, "verdicts": 1, "site": 1, "all": 1}
+    expected = {"assess_histograms": 2, "draw_figures": 2, "collect_scores": 1, "verdicts": 1, "site": 1, "all": 1}
     expected |= {f"{kind}_{chunk}": 1 for kind in ("train", "score") for chunk in CHUNK_RULES}
     assert jobs == Counter(expected)
 
