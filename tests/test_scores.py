@@ -38,7 +38,8 @@ def test_a_well_formed_table_passes_and_csv_reads_the_same(tmp_path: Path, rng: 
     [
         (lambda t: t.drop(columns="score"), r"missing column\(s\) \['score'\]"),
         (lambda t: t.assign(split="validation"), r"unknown split value\(s\) \['validation'\]"),
-        (lambda t: t.assign(label=2), "labels must be 1"),
+        (lambda t: t.assign(label=2), r"labels must be 1 \(bad\), 0 \(good\) or -1 \(unknown\), not \[2\]"),
+        (lambda t: t.assign(label=pd.array([None] * len(t), dtype="Int64")), r"labels must be .* not \[<NA>\]"),
         (lambda t: t.assign(score="high"), "'score' must be numeric"),
         (lambda t: pd.concat([t, t.iloc[:1]]), "has several scores for"),
     ],
@@ -96,3 +97,22 @@ def test_figures_planned_by_the_assessment_and_drawn_in_another_process_are_the_
         assert (tmp_path / "planned" / file).read_bytes() == (tmp_path / "direct" / file).read_bytes(), file
     again = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
     assert again.stdout.strip() == f"(0, {len(direct.figures)})", "an unchanged figure is copied, not drawn"
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda t: t.assign(split="validation"), r"unknown split value\(s\) \['validation'\]"),
+        (lambda t: t.assign(label=2), "labels must be 1"),
+        (lambda t: t.assign(score="high"), "'score' must be numeric, not (large_)?string"),
+        (lambda t: pd.concat([t, t.iloc[:1]]), "run 355000 has several scores for"),
+        (lambda t: pd.concat([t[t["histogram"] == HISTS[0]]] * 2), "run 355000 has several scores for"),
+    ],
+)
+def test_score_jobs_check_their_arrow_tables_by_the_same_rules(rng: np.random.Generator, change, message: str) -> None:
+    import pyarrow as pa
+
+    good = pa.Table.from_pandas(foreign_table(rng), preserve_index=False)
+    assert check_score_table(good) is good
+    with pytest.raises(ScoreTableError, match=message):
+        check_score_table(pa.Table.from_pandas(change(foreign_table(rng)), preserve_index=False), where="job")

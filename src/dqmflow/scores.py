@@ -144,14 +144,22 @@ def _check(where: str, view: _ArrowView | _PandasView) -> None:
         if odd:
             raise ScoreTableError(f"{where}: unknown split value(s) {odd}; allowed: {list(SPLITS)}")
     if "label" in view.columns:
-        odd_labels = sorted({int(v) for v in view.unique("label")} - {-1, 0, 1})
+        odd_labels = sorted((v for v in view.unique("label") if not _is_label(v)), key=str)
         if odd_labels:
-            raise ScoreTableError(f"{where}: labels must be 1 (bad), 0 (good) or -1 (unknown), not {odd_labels}")
+            shown = ", ".join(str(v) for v in odd_labels)
+            raise ScoreTableError(f"{where}: labels must be 1 (bad), 0 (good) or -1 (unknown), not [{shown}]")
     row = view.first_duplicate()
     if row is not None:
         raise ScoreTableError(
             f"{where}: run {row['run_number']} has several scores for {row['histogram']!r} [{row['algorithm']}]"
         )
+
+
+def _is_label(value: Any) -> bool:
+    try:
+        return int(value) == value and int(value) in (-1, 0, 1)
+    except (TypeError, ValueError):  # a missing value (pd.NA, None) or text
+        return False
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
