@@ -293,6 +293,32 @@ def test_reconstructions_2d(tmp_path: Path) -> None:
     _png(tmp_path / "alone.png")
 
 
+@pytest.mark.parametrize("shape", [(30,), (8, 6)], ids=["1D", "2D"])
+def test_a_kept_reconstruction_figure_draws_the_same_bytes_as_a_new_one(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    """Reconstruction figures of one layout reuse their figure, axes and colour bars: whatever the
+    figure drew before (other runs, an empty map, non-uniform bins), the next is as if new."""
+    rng = np.random.default_rng(9)
+
+    def draw(name: str, seed: int, empty: bool = False) -> bytes:
+        r = np.random.default_rng(seed)
+        originals = r.random((2, *shape))
+        if empty:
+            originals[1] = 0.0
+        recos = originals * r.uniform(0.5, 1.5) + r.uniform(0, 0.1)
+        edges = [np.r_[0.0, np.cumsum(r.uniform(0.5, 1.5, n))] if seed % 2 else np.arange(n + 1.0) for n in shape]
+        plots.plot_reconstructions(originals, recos, edges, [seed, seed + 1], [r.random(), np.inf], TITLE,
+                                   tmp_path / name, labels=[1, 0], entries=[1e4, 0.0], xlabel=f"x{seed}")  # fmt: skip
+        return (tmp_path / name).read_bytes()
+
+    first = draw("a.png", 2)
+    others = [draw(f"o{k}.png", seed, empty=True) for k, seed in enumerate(rng.integers(3, 99, 3))]
+    assert draw("again.png", 2) == first, "a kept figure carries nothing over from the figures drawn before"
+    assert all(other != first for other in others)
+    plots._REUSED.clear()
+    plots._COLORBARS.clear()
+    assert draw("fresh.png", 2) == first, "a new figure draws the same bytes"
+
+
 def test_reconstructions_without_runs_and_bad_shapes(tmp_path: Path) -> None:
     plots.plot_reconstructions(np.zeros((0, 5)), None, [], [], [], TITLE, tmp_path / "none.png")
     _png(tmp_path / "none.png")
