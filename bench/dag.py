@@ -1,12 +1,13 @@
 """Benchmark: building the DAG (``snakemake -n``) for many runs, histograms and algorithm configs.
 
     python bench/dag.py [--runs 10000] [--histograms 1000] [--runs-per-batch 100 10000]
-                        [--histograms-per-job 0 1] [--timeout 300] [--workdir DIR]
+                        [--histograms-per-job 0 1] [--timeout 300] [--workdir DIR] [--all-configs]
 
 Lays out ``--runs`` (empty) DQM GUI files, lets the discovery checkpoint catalogue them, then
 times a dry run of the whole workflow for ``--histograms`` histograms over four subsystems (a
-generated contents file; the histograms need not exist, a dry run only plans) and 6 algorithm
-configs (the 5 of ``config/algorithms/`` and a copy of ``pca_2.yaml`` with another tag), for
+generated contents file; the histograms need not exist, a dry run only plans) and the 6 algorithm
+configs of the shipped ``config/config.yaml`` (``--all-configs``: every file of
+``config/algorithms/`` and a copy of ``pca_2.yaml`` with another tag), for
 each ``--runs-per-batch`` and ``--histograms-per-job`` (0: the config's default). Prints the
 number of jobs (all rules of the dry run's job stats) and the dry-run time (target: < 30 s for
 10,000 runs x 1,000 histograms x 6 configs at the default histograms_per_job); a dry run longer
@@ -66,6 +67,7 @@ def main() -> None:
                         help="0: the config's default")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=300, help="seconds allowed for one dry run")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--all-configs", action="store_true", help="every shipped algorithm config, and one more")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="dqmflow-bench-dag-"))
     source = work / "DQMGUI_data"
@@ -77,11 +79,15 @@ def main() -> None:
     (work / "contents.json").write_text(json.dumps(contents(args.histograms), indent=1))
     datasets = {"primary_datasets": [PD], "years": {"2022": {"productions": [""], "bad_runs": [str(runs[0])]}}}
     (work / "datasets.json").write_text(json.dumps(datasets))
-    extra = yaml.safe_load((REPO / "config" / "algorithms" / "pca_2.yaml").read_text())
-    extra.update(tag="pca_2_copy", description="pca_2 under another tag (bench/dag.py)")
-    (work / "pca_2_copy.yaml").write_text(yaml.safe_dump(extra))
-    shipped = sorted(str(p) for p in (REPO / "config" / "algorithms").glob("*.yaml"))
-    algorithms = [*shipped, str(work / "pca_2_copy.yaml")]
+    if args.all_configs:
+        extra = yaml.safe_load((REPO / "config" / "algorithms" / "pca_2.yaml").read_text())
+        extra.update(tag="pca_2_copy", description="pca_2 under another tag (bench/dag.py)")
+        (work / "pca_2_copy.yaml").write_text(yaml.safe_dump(extra))
+        shipped = sorted(str(p) for p in (REPO / "config" / "algorithms").glob("*.yaml"))
+        algorithms = [*shipped, str(work / "pca_2_copy.yaml")]
+    else:
+        default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["algorithms"]
+        algorithms = [str(REPO / a) for a in default]
     common = {"source": str(source), "contents": str(work / "contents.json"),
               "datasets": str(work / "datasets.json"), "algorithms": algorithms}  # fmt: skip
     default_per_job = write_config(work, **common)["histograms_per_job"]
