@@ -329,7 +329,7 @@ def assess_histograms(
     draw = (plots_dir is not None or plan_figures) and settings.plots != "none"
     if plots_dir is not None:
         Path(plots_dir).mkdir(parents=True, exist_ok=True)  # a job's output, even when nothing is drawn
-    cache = FigureCache(figure_cache if draw else None, plan=plan_figures)
+    cache = FigurePlan() if plan_figures else FigureCache(figure_cache if draw else None)
     threshold = settings.alpha / max(n_histograms or scores["histogram"].nunique(), 1)
     flagging = {
         key: settings.plots == "all" or _matters(group, threshold)
@@ -406,8 +406,8 @@ def assess_histograms(
             figure_rows += _histogram_figures(
                 histogram, hframe, rocs, matrices, recos, reco_labels or {}, settings, plots, drawn, cache
             )
-    cache.close()
-    if not plan_figures:
+    if isinstance(cache, FigureCache):
+        cache.close()
         log.info("figures: %d drawn, %d unchanged (copied from the cache)", cache.drawn, cache.hits)
     metrics = pd.DataFrame(metric_rows)
     keep = ["run_number", "histogram", "algorithm", "score", "p_value", "p_graded", "n_reference"]
@@ -418,7 +418,7 @@ def assess_histograms(
         top_runs=pd.concat(top_frames, ignore_index=True) if top_frames else pd.DataFrame(),
         pvalues=pvalues[keep + [c for c in ("label", "split", "year") if c in pvalues.columns]],
         figures=pd.DataFrame(figure_rows, columns=["histogram", "algorithm", "kind", "file", "runs"]),
-        figure_plan=cache.planned,
+        figure_plan=cache.calls if isinstance(cache, FigurePlan) else [],
     )
 
 
@@ -430,6 +430,17 @@ class FigureCall:
     file: str  # relative to the plots folder
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+
+
+class FigurePlan:
+    """Takes :class:`FigureCache`'s place when another job draws the figures: records each
+    figure asked for (``path`` relative to the plots folder) instead of drawing it."""
+
+    def __init__(self) -> None:
+        self.calls: list[FigureCall] = []
+
+    def draw(self, function: Any, path: Path, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(FigureCall(function.__name__, str(path), tuple(args), dict(kwargs)))
 
 
 def write_figure_plan(plan: Sequence[FigureCall], path: str | Path) -> None:
@@ -467,13 +478,11 @@ class FigureCache:
     histogram after a few runs were added) is copied instead of drawn again. ``None`` folder:
     no cache. Entries not used by a run are removed at :meth:`close`."""
 
-    def __init__(self, folder: str | Path | None, *, plan: bool = False) -> None:
-        self.folder = Path(folder) if folder is not None and not plan else None
+    def __init__(self, folder: str | Path | None) -> None:
+        self.folder = Path(folder) if folder is not None else None
         self.used: set[str] = set()
         self.hits = 0
         self.drawn = 0
-        self.plan = plan
-        self.planned: list[FigureCall] = []  # with ``plan``: what draw() was asked, nothing drawn
         self._code = ""
         if self.folder is not None:  # the plotting code is part of every key (imports matplotlib)
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -482,11 +491,7 @@ class FigureCache:
             self._code = hashlib.sha256(Path(plots.__file__).read_bytes()).hexdigest()
 
     def draw(self, function: Any, path: Path, *args: Any, **kwargs: Any) -> None:
-        """``function(*args, path, **kwargs)`` unless the same figure is in the cache (with
-        ``plan``: recorded in :attr:`planned`, ``path`` relative to the plots folder ``""``)."""
-        if self.plan:
-            self.planned.append(FigureCall(function.__name__, str(path), tuple(args), dict(kwargs)))
-            return
+        """``function(*args, path, **kwargs)`` unless the same figure is in the cache."""
         if self.folder is None:
             function(*args, path, **kwargs)
             self.drawn += 1
@@ -524,7 +529,7 @@ def _histogram_figures(
     settings: Settings,
     plots: Path,
     flagging: set[str],
-    cache: FigureCache,
+    cache: FigureCache | FigurePlan,
 ) -> list[dict[str, Any]]:
     from dqmflow import plots as draw
 

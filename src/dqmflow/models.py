@@ -504,7 +504,9 @@ def _write_reconstructions(
         wanted = [*runs[top].tolist(), *reco_runs]
         chosen[column] = [r for r in dict.fromkeys(int(r) for r in wanted) if r in available]
     in_batch = set() if batch is None else {int(r) for r in batch_scored}  # not the references read with them
-    unread = sorted({r for c, runs in chosen.items() for r in runs if (c, r) not in cached and r not in in_batch})
+    unread = sorted(
+        {r for c, wanted_runs in chosen.items() for r in wanted_runs if (c, r) not in cached and r not in in_batch}
+    )
     if unread and model is not None:  # and the runs reconstructing them reads (references)
         unread = np.union1d(unread, model.runs_needed(table, np.asarray(unread))).tolist()
     extra = (
@@ -514,6 +516,7 @@ def _write_reconstructions(
     )
     out: dict[tuple[str, int], Reco] = {}
     stored = read_storage_info(storage)
+    row_of = {int(r): i for i, r in enumerate(runs)}
     for j, column in enumerate(columns):
         todo: dict[int, Reco] = {}
         for source in (batch, extra):
@@ -533,7 +536,6 @@ def _write_reconstructions(
             for i, run in enumerate(source.runs[present]):
                 reco = None if recos is None else np.asarray(recos[i], np.float32).reshape(-1)
                 todo[int(run)] = (originals[i].reshape(-1), reco)
-        score_of = dict(zip(runs.tolist(), scores[:, j].tolist(), strict=True))
         rows: dict[str, list[Any]] = {"run_number": [], "score": [], "original": [], "reconstruction": []}
         for run in chosen[column]:
             item = cached.get((column, run)) or todo.get(run)
@@ -541,7 +543,7 @@ def _write_reconstructions(
                 continue
             out[(column, run)] = item
             rows["run_number"].append(run)
-            rows["score"].append(float(score_of[run]))
+            rows["score"].append(float(scores[row_of[run], j]))
             rows["original"].append(item[0].reshape(-1))
             rows["reconstruction"].append(item[1])
         info = stored.get(column)
