@@ -83,6 +83,8 @@ def test_figures_planned_by_the_assessment_and_drawn_in_another_process_are_the_
     direct = assess_histograms(table, tmp_path / "direct", settings)
     planned = assess_histograms(table, None, settings, plan_figures=True)
     assert not (tmp_path / "planned").exists() and len(planned.figure_plan) == len(direct.figures)
+    also_dir = assess_histograms(table, tmp_path / "unused", settings, plan_figures=True).figure_plan
+    assert [c.file for c in also_dir] == [c.file for c in planned.figure_plan] == list(direct.figures["file"])
     pd.testing.assert_frame_equal(planned.metrics, direct.metrics)
     pd.testing.assert_frame_equal(planned.figures, direct.figures)
     write_figure_plan(planned.figure_plan, tmp_path / "figures.pkl")

@@ -335,7 +335,7 @@ def assess_histograms(
         key: settings.plots == "all" or _matters(group, threshold)
         for key, group in pvalues.groupby(["histogram", "algorithm"], sort=False)
     }
-    plots = Path(plots_dir) if plots_dir is not None else Path()
+    plots = Path(plots_dir) if plots_dir is not None and not plan_figures else Path()  # a plan's paths are relative
     metric_rows: list[dict[str, Any]] = []
     far_frames, confusion_rows, top_frames, figure_rows = [], [], [], []
     for histogram, hframe in scores.groupby("histogram", sort=True):

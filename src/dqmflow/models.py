@@ -180,8 +180,8 @@ def score_chunk(
     runs when the model could not be trained. An empty histogram in a run that is not short
     scores +inf for every algorithm. For each histogram, reconstructions of the
     ``n_reconstructed`` highest-scoring runs outside the training split and of ``reco_runs`` are
-    written to its ``reco_files`` entry. Returns the long score table of the chunk; its
-    ``attrs["scored_runs"]`` counts the runs scored anew.
+    written to its ``reco_files`` entry. Returns the chunk's rows of the long score table and the
+    number of runs scored anew (:class:`ChunkScores`).
 
     With a ``cache`` file (kept by the job across reruns) and the chunk's training ``record``,
     scores are reused for runs whose file (signature) and entries are unchanged, computed by the
@@ -384,9 +384,14 @@ def _reuse(
     them (scores and :data:`EXTRA_COLUMNS`)."""
     n = len(table.runs)
     scores = np.full((n, len(columns)), np.nan)
+    names = previous.column_names
+    stored = {c.rsplit("_", 1)[0] for c in names if c.startswith("seed:")} | {
+        name for name in EXTRA_COLUMNS if f"{name}_0" in names
+    }
+    extras = {name: np.full_like(scores, np.nan) for name in sorted(stored, key=_extra_order)}
     cached_runs = previous["run_number"].to_numpy()
     if len(cached_runs) == 0:
-        return np.zeros(n, dtype=bool), scores, {}
+        return np.zeros(n, dtype=bool), scores, extras
     order = np.argsort(cached_runs, kind="stable")
     row = order[np.minimum(np.searchsorted(cached_runs, table.runs, sorter=order), len(cached_runs) - 1)]
     found = cached_runs[row] == table.runs
@@ -399,11 +404,6 @@ def _reuse(
     for j, column in enumerate(columns):
         old, new = cached(f"entries_{j}").astype(np.float64), table.entries[column]
         same &= (old == new) | (np.isnan(old) & np.isnan(new))
-    names = previous.column_names
-    stored = {c.rsplit("_", 1)[0] for c in names if c.startswith("seed:")} | {
-        name for name in EXTRA_COLUMNS if f"{name}_0" in names
-    }
-    extras = {name: np.full_like(scores, np.nan) for name in sorted(stored, key=_extra_order)}
     for j in range(len(columns)):
         scores[same, j] = cached(f"score_{j}").astype(np.float64)[same]
         for name, values in extras.items():
