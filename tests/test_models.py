@@ -81,7 +81,7 @@ def test_a_chunk_trains_and_scores_every_run_of_every_histogram(demo_store: Path
         assert meta["axis_titles"] == titles
     assert all(np.isclose(np.sum(o), 1.0, rtol=1e-5) or not np.any(o) for o in reco["original"]), "unit area or empty"
     collected = collect_scores(sorted((tmp_path / "scores").glob("*.parquet")), tmp_path / "all.parquet")
-    assert list(collected.columns) == [*SCORE_COLUMNS, "latent_1", "latent_2"] and len(collected) == len(frame)
+    assert collected.column_names == [*SCORE_COLUMNS, "latent_1", "latent_2"] and collected.num_rows == len(frame)
     latent = frame[(frame["split"] != "missing") & np.isfinite(frame["score"])]
     assert latent[["latent_1", "latent_2"]].notna().all().all(), "PCA gives every scored run its coordinates"
 

@@ -118,3 +118,36 @@ def test_score_jobs_check_their_arrow_tables_by_the_same_rules(rng: np.random.Ge
     assert check_score_table(good) is good
     with pytest.raises(ScoreTableError, match=message):
         check_score_table(pa.Table.from_pandas(change(foreign_table(rng)), preserve_index=False), where="job")
+
+
+def test_score_files_read_together_equal_each_read_with_pandas(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Score jobs write one file per histogram and config; PCA's have latent columns, chi2's not.
+    Read as one Arrow table they give what pandas gives file by file, and collect_scores sorts them
+    as a stable sort by algorithm, histogram and run would."""
+    from dqmflow.models import collect_scores
+    from dqmflow.scores import read_score_files
+
+    table = foreign_table(rng)
+    paths = []
+    for i, ((_, algorithm), frame) in enumerate(
+        pd.concat([table, table.assign(algorithm="pca")]).groupby(["histogram", "algorithm"], sort=False)
+    ):
+        frame = frame.sample(frac=1.0, random_state=i)  # rows in any order
+        if algorithm == "pca":
+            frame = frame.assign(latent_1=rng.normal(size=len(frame)), latent_2=rng.normal(size=len(frame)))
+        paths.append(tmp_path / f"{i}.parquet")
+        frame.to_parquet(paths[-1], index=False)
+    expected = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    pd.testing.assert_frame_equal(read_score_files(paths).to_pandas(), expected)
+    collected = collect_scores(paths[::-1], tmp_path / "all.parquet")
+    by_key = expected.sort_values(["algorithm", "histogram", "run_number"], kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "all.parquet")[by_key.columns], by_key)
+    assert collected.num_rows == len(by_key)
+    # A broken file is named; so is a run scored twice across files.
+    pd.concat([pd.read_parquet(paths[0])] * 2).to_parquet(paths[1], index=False)
+    with pytest.raises(ScoreTableError, match=rf"{paths[1].name}: run \d+ has several scores"):
+        read_score_files(paths)
+    pd.read_parquet(paths[0]).to_parquet(paths[1], index=False)
+    with pytest.raises(ScoreTableError, match=r"all.parquet: run \d+ has several scores"):
+        collect_scores(paths, tmp_path / "all.parquet")
+    assert read_score_files([]).num_rows == 0

@@ -39,8 +39,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
+from dqmflow.arrowio import read_parquet
 from dqmflow.metrics import EFFICIENCIES, RocResult, bootstrap_roc, clip_infinite, false_alarm_rates, with_seeds
 from dqmflow.names import slugify
 from dqmflow.scores import ScoreTableError, check_score_table
@@ -125,7 +125,7 @@ class ChunkAssessment:
 
 def read_reconstructions(path: str | Path) -> tuple[str, dict[str, Any], pd.DataFrame]:
     """A score job's reconstruction file: (histogram, {shape, edges}, rows by run)."""
-    table = pq.read_table(path)
+    table = read_parquet(path)
     meta = json.loads((table.schema.metadata or {})[b"dqmflow"])
     return str(meta["histogram"]), meta, table.to_pandas().set_index("run_number")
 

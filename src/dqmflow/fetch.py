@@ -44,6 +44,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dqmflow.arrowio import open_parquet, read_parquet
 from dqmflow.discover import DqmFile, batch_of, check_xrootd_allowed, is_remote
 from dqmflow.manifest import MANIFEST_FOOTER, footer_rows, manifest_is_complete
 from dqmflow.names import HistogramName
@@ -190,7 +191,7 @@ def read_shard(path: str | Path, columns: set[str] | None = None) -> dict[str, H
 
     Axis titles are ``""`` in shards written before they were stored.
     """
-    table = pq.read_table(path)
+    table = read_parquet(path)
     names = table["histogram"].to_pylist()
     keep = [i for i, n in enumerate(names) if columns is None or n in columns]
 
@@ -220,9 +221,9 @@ def read_shard(path: str | Path, columns: set[str] | None = None) -> dict[str, H
 def read_shard_titles(path: str | Path) -> dict[str, tuple[str, str]]:
     """``{column: (x title, y title)}`` of the histograms in one shard, reading only those columns
     (cheap); ``""`` where a histogram has no such axis title or the shard predates axis titles."""
-    handle = pq.ParquetFile(path)
-    present = [c for c in _TITLE_COLUMNS if c in handle.schema_arrow.names]
-    table = handle.read(columns=["histogram", *present])
+    with open_parquet(path) as handle:
+        present = [c for c in _TITLE_COLUMNS if c in handle.schema_arrow.names]
+        table = handle.read(columns=["histogram", *present], use_threads=False)
     x_titles, y_titles = _title_lists(table)
     return {
         name: (x or "", y or "") for name, x, y in zip(table["histogram"].to_pylist(), x_titles, y_titles, strict=True)

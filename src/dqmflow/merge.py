@@ -151,9 +151,12 @@ def _axis_titles(good: pd.DataFrame, ndims: Mapping[str, int]) -> dict[str, list
     counts: dict[str, list[Counter[str]]] = {c: [Counter() for _ in range(n)] for c, n in ndims.items()}
     if not good.empty:
         rows = good[good["histogram"].isin(list(ndims))]
-        for (shard_dir, run), group in rows.groupby(["shard_dir", "run_number"], sort=True):
-            titles = read_shard_titles(shard_path(str(shard_dir), int(run)))
-            for column in group["histogram"]:
+        shards: dict[tuple[str, int], list[str]] = {}  # (shard folder, run) -> its columns
+        for shard_dir, run, column in zip(rows["shard_dir"], rows["run_number"], rows["histogram"], strict=True):
+            shards.setdefault((str(shard_dir), int(run)), []).append(str(column))
+        for (shard_dir, run), columns in sorted(shards.items()):
+            titles = read_shard_titles(shard_path(shard_dir, run))
+            for column in columns:
                 for counter, title in zip(counts[column], titles.get(column, ()), strict=False):
                     if title:
                         counter[title] += 1
@@ -218,7 +221,10 @@ def merge(
         else pd.DataFrame(columns=["run_number", "year", "era"])
     )
     good = man[man["status"].isin(_USABLE)] if not man.empty else man
-    shard_of = {(r.run_number, r.subsystem): r.shard_dir for r in readable.itertuples()}
+    folders = readable[["run_number", "subsystem", "shard_dir"]] if not readable.empty else pd.DataFrame()
+    shard_of = {
+        (int(run), str(subsystem)): str(folder) for run, subsystem, folder in folders.itertuples(index=False, name=None)
+    }
     ok_set = set(zip(good["run_number"], good["histogram"], strict=True)) if not good.empty else set()
 
     # Shapes and metadata come from one shard holding each histogram with the reference binning.

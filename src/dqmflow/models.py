@@ -25,21 +25,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dqmflow.algorithms.base import AlgorithmConfig, ScoreBlock
 from dqmflow.preprocess import Batch, histogram_split, load_batch, normalise
 from dqmflow.runtable import RunTable, read_run_table
-from dqmflow.scores import SCORE_COLUMNS, check_score_table
+from dqmflow.scores import SCORE_COLUMNS, check_score_table, read_score_files
 from dqmflow.storage import read_storage_info
 from dqmflow.training import read_training_record, training_key, write_training_record
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -567,14 +565,22 @@ def _write_reconstructions(
     return out
 
 
-def collect_scores(paths: Sequence[str | Path], output: str | Path) -> pd.DataFrame:
-    """Concatenate per-(histogram, algorithm) score files into the long ``scores.parquet``."""
-    import pandas as pd
+def _ranks(column: pa.ChunkedArray) -> np.ndarray:
+    """Each string's rank among the column's distinct strings (sorting a few hundred distinct
+    histogram names beats comparing millions of strings)."""
+    codes = pc.dictionary_encode(column.combine_chunks())
+    rank = np.empty(len(codes.dictionary), dtype=np.int64)
+    rank[np.argsort(np.asarray(codes.dictionary.to_pylist(), dtype=object), kind="stable")] = np.arange(len(rank))
+    return rank[np.asarray(codes.indices.to_numpy(), dtype=np.int64)]
 
-    frames = [pd.read_parquet(p) for p in paths]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
-    frame = frame.sort_values(["algorithm", "histogram", "run_number"], kind="stable", ignore_index=True)
-    check_score_table(frame, where=str(output))
+
+def collect_scores(paths: Sequence[str | Path], output: str | Path) -> pa.Table:
+    """Concatenate per-(histogram, algorithm) score files into the long ``scores.parquet``, sorted
+    by algorithm, histogram and run."""
+    table = read_score_files(paths)
+    order = [_ranks(table["algorithm"]), _ranks(table["histogram"]), table["run_number"].to_numpy()]
+    table = table.take(np.lexsort(order[::-1]))  # stable, like a sort by the three columns
+    check_score_table(table, where=str(output))
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(output, index=False)
-    return frame
+    pq.write_table(table, output)
+    return table

@@ -1,11 +1,9 @@
 """Figures of merit, p-values and the figure plan of a chunk of histograms, all algorithms (rule
 assess_histograms); rule draw_figures draws the figures."""
 
-import pandas as pd
-
 from dqmflow.algorithms import load_config
 from dqmflow.assess import Settings, assess_histograms, write_chunk, write_figure_plan
-from dqmflow.scores import read_scores
+from dqmflow.scores import read_score_files
 from dqmflow.scriptlog import setup, timed
 
 log = setup(snakemake)
@@ -14,7 +12,7 @@ configs = [load_config(path) for path in snakemake.input.configs]
 reco_labels = {config.tag: config.cls.reconstruction_label for config in configs}
 reco_files = {tuple(key): path for key, path in zip(snakemake.params.reco_keys, snakemake.input.reco, strict=True)}
 with timed(log):
-    scores = pd.concat([read_scores(path) for path in snakemake.input.scores], ignore_index=True)
+    scores = read_score_files(snakemake.input.scores).to_pandas()
     result = assess_histograms(
         scores,
         None,

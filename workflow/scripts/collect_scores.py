@@ -4,5 +4,5 @@ from dqmflow.models import collect_scores
 from dqmflow.scriptlog import setup
 
 log = setup(snakemake)
-frame = collect_scores(snakemake.input.scores, snakemake.output.scores)
-log.info("%d scores written to %s", len(frame), snakemake.output.scores)
+table = collect_scores(snakemake.input.scores, snakemake.output.scores)
+log.info("%d scores written to %s", table.num_rows, snakemake.output.scores)
