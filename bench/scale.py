@@ -1,7 +1,7 @@
 """Benchmark: model jobs at scale (train + score), and the cost of adding a few runs.
 
     python bench/scale.py [--runs 2000] [--histograms 500] [--histograms-per-job 100]
-                          [--cores 2] [--workdir DIR]
+                          [--cores 2] [--workdir DIR] [--assess]
 
 Trains and scores PCA (``config/algorithms/pca_2.yaml``) and chi2 (``config/algorithms/chi2.yaml``)
 on ``--runs`` runs x ``--histograms`` histograms of three subsystems, through the workflow's
@@ -16,6 +16,11 @@ on ``--runs`` runs x ``--histograms`` histograms of three subsystems, through th
 * CPU per run x histogram x algorithm config, in ms (exact job CPU);
 * for the run after adding 10 runs: which jobs ran (no train job may run: models keep their
   training runs) and its CPU and wall time as a fraction of the full run.
+
+With ``--assess`` the targets are the web page instead, so both runs go on through the assessment
+(``assess_histograms``, ``draw_figures``, ``verdicts``, ``site``): the same figures per stage
+(exact CPU of each job, its compute, and the figures drawn or copied from the cache), for the
+full run and for adding 10 runs; what a user with a configuration of this size waits for.
 
 What is synthetic: fetching 2,000 x 500 histograms from ROOT files would dominate the time and is
 measured by ``bench/fetch.py`` and ``bench/merge.py``, so this benchmark writes the outputs of
@@ -92,6 +97,9 @@ ADDED_RUNS = 10
 BLOCK = 256  # runs generated (and written to storage) at a time
 DRIFT_RUNS = 2000  # shapes drift over this many runs
 WORK_LINE = re.compile(r"work: wall ([\d.]+) s, cpu ([\d.]+) s")
+FIGURES_LINE = re.compile(r"(\d+) figures drawn, (\d+) unchanged")
+MODEL_RULES = ("train_", "score_")
+ASSESS_RULES = ("assess_histograms", "draw_figures", "verdicts", "site")
 
 
 @dataclass(frozen=True)
@@ -402,14 +410,63 @@ def run_workflow(work: Path, args: Sequence[str]) -> tuple[float, float]:
     return wall, cpu
 
 
-def dry_run(work: Path, command: Sequence[str]) -> dict[str, int]:
-    """The jobs Snakemake plans ({rule: jobs}); fails if they are not all train/score jobs."""
+def dry_run(work: Path, command: Sequence[str], assess: bool = False) -> dict[str, int]:
+    """The jobs Snakemake plans ({rule: jobs}); fails if they are not all train/score jobs (and,
+    with ``assess``, assessment jobs)."""
     out = snakemake(work, *command, "--dry-run")
     planned = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[-1], re.M)}
     planned.pop("total", None)
-    others = {rule: n for rule, n in planned.items() if not rule.startswith(("train_", "score_"))}
-    assert not others, f"the dry run plans more than model jobs: {others}"
+    allowed = (*MODEL_RULES, *(ASSESS_RULES if assess else ()))
+    others = {rule: n for rule, n in planned.items() if not rule.startswith(allowed)}
+    assert not others, f"the dry run plans more than {'model and assessment' if assess else 'model'} jobs: {others}"
     return planned
+
+
+@dataclass
+class StageFigures:
+    stage: str
+    jobs: int
+    exact_cpu: float  # CPU of the jobs' script processes at exit (SITECUSTOMIZE)
+    work_cpu: float  # their own compute ('work: ... cpu Y s' log lines)
+    drawn: int  # figures drawn (draw_figures)
+    copied: int  # figures copied from the figure cache
+
+
+def assessment_since(work: Path, since: float, records: Path) -> list[StageFigures]:
+    """Per assessment stage, the jobs whose benchmark file was written after ``since``."""
+    exact: dict[str, float] = {}
+    if records.exists():
+        for line in records.read_text().splitlines():
+            log, cpu, _ = line.split("\t")
+            exact[log] = float(cpu)
+    stages: dict[str, StageFigures] = {}
+    for bench in sorted((work / "benchmarks" / PD).rglob("*.tsv")):
+        rel = bench.relative_to(work / "benchmarks" / PD)
+        stage = rel.parts[0].removesuffix(".tsv")
+        if bench.stat().st_mtime < since or stage in ("train", "score"):
+            continue
+        log = f"logs/{PD}/{rel.with_suffix('.log')}"
+        text = (work / log).read_text()
+        work_lines = WORK_LINE.findall(text)
+        figures = FIGURES_LINE.findall(text)
+        row = stages.setdefault(stage, StageFigures(stage, 0, 0.0, 0.0, 0, 0))
+        row.jobs += 1
+        row.exact_cpu += exact.get(log, math.nan)
+        row.work_cpu += float(work_lines[-1][1]) if work_lines else math.nan
+        if figures:
+            row.drawn += int(figures[-1][0])
+            row.copied += int(figures[-1][1])
+    return sorted(stages.values(), key=lambda r: -r.exact_cpu)
+
+
+def print_assessment(stages: Sequence[StageFigures], label: str) -> float:
+    """Prints the assessment stages of a run; returns their exact CPU."""
+    total = sum(r.exact_cpu for r in stages)
+    print(f"  assessment ({label}), {sum(r.jobs for r in stages)} jobs, {total:.1f} s CPU:")
+    for r in stages:
+        figures = f"; {r.drawn} figures drawn, {r.copied} copied from the cache" if r.drawn or r.copied else ""
+        print(f"    {r.stage}: {r.jobs} jobs, {r.exact_cpu:.1f} s CPU (compute {r.work_cpu:.1f} s){figures}")
+    return total
 
 
 def summarise(jobs: Sequence[JobFigures], label: str) -> None:
@@ -444,6 +501,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, help="working directory (default: a fresh temporary one)")
+    parser.add_argument("--assess", action="store_true", help="go on through the assessment to the web page")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="dqmflow-bench-scale-"))
     fresh_workdir(work)
@@ -468,21 +526,29 @@ def main() -> None:
 
     plan = Plan.from_config(config)
     targets = [f"results/{PD}/scores/{tag}/{slug}.parquet" for tag in plan.tags for slug in plan.slugs]
+    if args.assess:
+        targets.append(f"results/{PD}/site")
     command = ["--cores", str(args.cores), *targets]
 
-    planned = dry_run(work, command)
-    print(f"dry run: {sum(planned.values())} model jobs planned over {len(plan.chunks)} chunks x "
-          f"{len(plan.tags)} configs, histograms_per_job={plan.histograms_per_job}; nothing else")  # fmt: skip
+    planned = dry_run(work, command, args.assess)
+    n_model = sum(n for rule, n in planned.items() if rule.startswith(MODEL_RULES))
+    print(f"dry run: {n_model} model jobs planned over {len(plan.chunks)} chunks x {len(plan.tags)} configs, "
+          f"histograms_per_job={plan.histograms_per_job}; "
+          f"{f'{sum(planned.values()) - n_model} assessment jobs' if args.assess else 'nothing else'}")  # fmt: skip
 
     records = install_recorder(work)
     since = time.time() - 1
     wall, total_cpu = run_workflow(work, command)
     full = jobs_since(work, since, records)
-    assert len(full) == sum(planned.values()), f"{len(full)} benchmark files for {sum(planned.values())} jobs"
-    own = total_cpu - sum(j.exact_cpu for j in full)
-    print(f"\ntrain + score: {len(full)} jobs in {wall:.1f} s wall on {args.cores} cores (Snakemake and its jobs "
-          f"used {total_cpu:.1f} s CPU, Snakemake itself about {own:.1f} s)")  # fmt: skip
+    assert len(full) == n_model, f"{len(full)} benchmark files for {n_model} model jobs"
+    assessed = assessment_since(work, since, records) if args.assess else []
+    own = total_cpu - sum(j.exact_cpu for j in full) - sum(r.exact_cpu for r in assessed)
+    what = "train + score + assessment" if args.assess else "train + score"
+    print(f"\n{what}: {len(full) + sum(r.jobs for r in assessed)} jobs in {wall:.1f} s wall on {args.cores} cores "
+          f"(Snakemake and its jobs used {total_cpu:.1f} s CPU, Snakemake itself about {own:.1f} s)")  # fmt: skip
     summarise(full, "train + score")
+    if args.assess:
+        print_assessment(assessed, "full run")
     rss, exact_rss = max(full, key=lambda j: j.rss_mb), max(full, key=lambda j: j.exact_rss_mb)
     print(f"  peak RSS per job (target < 2048 MB): benchmark max_rss {rss.rss_mb:.0f} MB ({rss.rule} {rss.algo} "
           f"{rss.chunk}); process peak at exit {exact_rss.exact_rss_mb:.0f} MB ({exact_rss.rule} {exact_rss.algo} "
@@ -496,18 +562,27 @@ def main() -> None:
 
     infos = run_infos(args.runs + ADDED_RUNS, args.seed)
     write_inputs(work, source, specs, infos, args.seed, config)
-    planned = dry_run(work, command)
+    planned = dry_run(work, command, args.assess)
     since = time.time() - 1
     wall_inc, total_inc = run_workflow(work, command)
     inc = jobs_since(work, since, records)
+    assessed_inc = assessment_since(work, since, records) if args.assess else []
     train_jobs = [j for j in inc if j.rule == "train"]
     planned_train = sum(n for rule, n in planned.items() if rule.startswith("train_"))
+    n_model = sum(n for rule, n in planned.items() if rule.startswith(MODEL_RULES))
     print(f"\n+{ADDED_RUNS} runs: {len(inc)} jobs ran ({len(train_jobs)} train, {len(inc) - len(train_jobs)} score; "
-          f"the dry run planned {planned_train} train, {sum(planned.values()) - planned_train} score) in "
+          f"the dry run planned {planned_train} train, {n_model - planned_train} score) in "
           f"{wall_inc:.1f} s wall (Snakemake and its jobs used {total_inc:.1f} s CPU, Snakemake itself about "
-          f"{total_inc - sum(j.exact_cpu for j in inc):.1f} s)")  # fmt: skip
+          f"{total_inc - sum(j.exact_cpu for j in inc) - sum(r.exact_cpu for r in assessed_inc):.1f} s)")  # fmt: skip
     summarise(inc, f"+{ADDED_RUNS} runs")
-    print(f"  cost relative to the full run: CPU {sum(j.exact_cpu for j in inc) / sum(j.exact_cpu for j in full):.2f}"
+    jobs_full = sum(j.exact_cpu for j in full) + sum(r.exact_cpu for r in assessed)
+    jobs_inc = sum(j.exact_cpu for j in inc) + sum(r.exact_cpu for r in assessed_inc)
+    if args.assess:
+        print_assessment(assessed_inc, f"+{ADDED_RUNS} runs")
+        print(f"  the assessment's share of the jobs' CPU: full run "
+              f"{sum(r.exact_cpu for r in assessed) / jobs_full:.2f}, +{ADDED_RUNS} runs "
+              f"{sum(r.exact_cpu for r in assessed_inc) / jobs_inc:.2f}")  # fmt: skip
+    print(f"  cost relative to the full run: CPU {jobs_inc / jobs_full:.2f}"
           f" (jobs) / {total_inc / total_cpu:.2f} (with Snakemake), wall {wall_inc / wall:.2f}")  # fmt: skip
     assert not train_jobs, f"adding runs retrained {len(train_jobs)} chunks"
 

@@ -208,3 +208,38 @@ def test_too_few_labelled_runs_give_nan_with_a_reason_not_a_made_up_auc(rng: np.
     assert np.isnan(figures["auc"]) and "needs at least 2 good" in figures["note"]
     broken = table.assign(score=np.where(table["algorithm"] == "ks", np.nan, table["score"]))
     assert failed_algorithms(run_verdicts(broken).pvalues) == ["ks"]
+
+
+def test_runs_scored_infinite_rank_first_in_the_run_level_auc(rng: np.random.Generator) -> None:
+    """A run score can be +inf (a score table made elsewhere, a combiner at its limit): the
+    run-level AUC ranks it above every finite score instead of failing (scikit-learn refuses
+    infinite scores)."""
+    table, _ = dqm_scores(rng, n_runs=200)
+    verdicts = run_verdicts(table)
+    evaluated = verdicts.table[verdicts.table["split"] == "test"]
+    bad = evaluated[evaluated["label"] == 1]["run_number"].iloc[:3]
+    top = verdicts.run_scores["run_number"].isin(bad)
+    infinite = verdicts.run_scores.assign(fisher=np.where(top, np.inf, verdicts.run_scores["fisher"]))
+    huge = verdicts.run_scores.assign(fisher=np.where(top, 1e300, verdicts.run_scores["fisher"]))
+    figures = combiner_figures(infinite, verdicts.table, ["fisher"]).iloc[0]
+    assert 0.5 < figures["auc"] <= 1.0
+    assert figures["auc"] == combiner_figures(huge, verdicts.table, ["fisher"]).iloc[0]["auc"]
+
+
+def test_fisher_over_thousands_of_tiny_pvalues_stays_finite_and_ordered() -> None:
+    """500 histograms x 2 algorithms of a broken run, all at the smallest p-value: Fisher's
+    chi-square tail underflows in floating point; the score is its exact -log10 instead of inf."""
+    m = 1000
+    p = np.full((3, m), 1.0 / 361)
+    p[1, :500] = 0.5  # half as strong
+    p[2, :] = 0.5  # a clean run
+    scores = combine(p, "fisher")
+    assert np.isfinite(scores).all()
+    assert scores[0] > scores[1] > scores[2] > 0
+    # Exact: the chi-square survival function of 2m degrees of freedom is a Poisson sum.
+    from scipy.special import logsumexp
+
+    x = -np.log(p[0]).sum()  # half of Fisher's statistic
+    k = np.arange(m)
+    expected = -(-x + logsumexp(k * np.log(x) - np.cumsum(np.log(np.maximum(k, 1))))) / np.log(10)
+    assert scores[0] == pytest.approx(expected, rel=1e-9)

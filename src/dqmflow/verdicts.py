@@ -58,6 +58,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from dqmflow.metrics import clip_infinite
+
 __all__ = [
     "COMBINERS",
     "DEFAULT_COMBINER",
@@ -225,6 +227,20 @@ def _neg_log10_cauchy(t: np.ndarray) -> np.ndarray:
         return -np.log10(p)
 
 
+def _fisher_log_sf(statistic: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """log P(chi2 with 2m degrees of freedom >= statistic), also far in the tail where
+    ``scipy.stats.chi2.logsf`` underflows to -inf (a run whose 1,000 histograms all have the
+    smallest p-value): with an even number of degrees of freedom the survival function is the
+    Poisson sum exp(-x) sum_{k<m} x^k / k!, x = statistic / 2, summed here in logs."""
+    from scipy import special, stats
+
+    log_sf = np.asarray(stats.chi2.logsf(statistic, 2 * m), dtype=np.float64)
+    for i in np.flatnonzero(np.isneginf(log_sf)):
+        x, k = float(statistic[i]) / 2.0, np.arange(int(m[i]))
+        log_sf[i] = -x + float(special.logsumexp(k * np.log(x) - special.gammaln(k + 1.0)))
+    return log_sf
+
+
 def combine(
     pvalues: np.ndarray,
     combiner: Combiner,
@@ -262,7 +278,7 @@ def combine(
         inner = np.minimum(safe, 1.0 - 1e-12)  # Stouffer: p = 1 would be a z-score of -inf
         result = stats.combine_pvalues(np.where(present, inner, np.nan), method=combiner, axis=1, nan_policy="omit")
         if combiner == "fisher":
-            out[rows] = -stats.chi2.logsf(result.statistic[rows], 2 * m[rows]) / np.log(10)
+            out[rows] = -_fisher_log_sf(result.statistic[rows], m[rows]) / np.log(10)
         else:
             out[rows] = result.statistic[rows]
     elif combiner == "min_p":
@@ -523,7 +539,8 @@ def combiner_figures(
         ok = ~np.isnan(s)
         n_good, n_bad = int((y[ok] == 0).sum()), int((y[ok] == 1).sum())
         measurable = min(n_good, n_bad) >= MIN_EVALUATION_RUNS
-        auc = float(roc_auc_score(y[ok], s[ok])) if measurable else float("nan")
+        ranked = clip_infinite(s[ok])  # +inf: above every finite score (AUC depends on the order only)
+        auc = float(roc_auc_score(y[ok], ranked)) if measurable else float("nan")
         caught = caught_at(s, y, false_alarm_rate)[0] if measurable else float("nan")
         note = (
             ""
