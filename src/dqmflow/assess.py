@@ -439,8 +439,8 @@ class FigurePlan:
     def __init__(self) -> None:
         self.calls: list[FigureCall] = []
 
-    def draw(self, function: Any, path: Path, *args: Any, **kwargs: Any) -> None:
-        self.calls.append(FigureCall(function.__name__, str(path), tuple(args), dict(kwargs)))
+    def draw(self, function: str, path: Path, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(FigureCall(function, str(path), tuple(args), dict(kwargs)))
 
 
 def write_figure_plan(plan: Sequence[FigureCall], path: str | Path) -> None:
@@ -462,11 +462,9 @@ def draw_figures(
     plots_dir.mkdir(parents=True, exist_ok=True)
     if not calls:
         return 0, 0
-    from dqmflow import plots as draw
-
     cache = FigureCache(figure_cache)
     for call in calls:
-        cache.draw(getattr(draw, call.function), plots_dir / call.file, *call.args, **call.kwargs)
+        cache.draw(call.function, plots_dir / call.file, *call.args, **call.kwargs)
     cache.close()
     log.info("figures: %d drawn, %d unchanged (copied from the cache)", cache.drawn, cache.hits)
     return cache.drawn, cache.hits
@@ -490,13 +488,15 @@ class FigureCache:
 
             self._code = hashlib.sha256(Path(plots.__file__).read_bytes()).hexdigest()
 
-    def draw(self, function: Any, path: Path, *args: Any, **kwargs: Any) -> None:
-        """``function(*args, path, **kwargs)`` unless the same figure is in the cache."""
+    def draw(self, function: str, path: Path, *args: Any, **kwargs: Any) -> None:
+        """``dqmflow.plots.<function>(*args, path, **kwargs)`` unless the same figure is in the cache."""
+        from dqmflow import plots
+
         if self.folder is None:
-            function(*args, path, **kwargs)
+            getattr(plots, function)(*args, path, **kwargs)
             self.drawn += 1
             return
-        blob = pickle.dumps((function.__name__, args, sorted(kwargs.items()), self._code), protocol=5)
+        blob = pickle.dumps((function, args, sorted(kwargs.items()), self._code), protocol=5)
         key = hashlib.sha256(blob).hexdigest()[:32]
         cached = self.folder / f"{key}.png"
         self.used.add(cached.name)
@@ -505,7 +505,7 @@ class FigureCache:
             shutil.copyfile(cached, path)
             self.hits += 1
             return
-        function(*args, path, **kwargs)
+        getattr(plots, function)(*args, path, **kwargs)
         self.drawn += 1
         tmp = cached.with_suffix(".tmp")
         shutil.copyfile(path, tmp)
@@ -531,8 +531,6 @@ def _histogram_figures(
     flagging: set[str],
     cache: FigureCache | FigurePlan,
 ) -> list[dict[str, Any]]:
-    from dqmflow import plots as draw
-
     slug = slugify(histogram)
     folder = plots / slug
     rows: list[dict[str, Any]] = []
@@ -548,18 +546,18 @@ def _histogram_figures(
     title = histogram
     if flagging:
         if any(not np.isnan(r.auc) for r in rocs.values()):
-            cache.draw(draw.plot_roc, add("roc"), rocs, title)
-            cache.draw(draw.plot_sic, add("sic"), rocs, title)
+            cache.draw("plot_roc", add("roc"), rocs, title)
+            cache.draw("plot_sic", add("sic"), rocs, title)
         if matrices:
-            cache.draw(draw.plot_confusion, add("confusion"), matrices, title)
+            cache.draw("plot_confusion", add("confusion"), matrices, title)
         columns = ["algorithm", "score", "label", "split"]
-        cache.draw(draw.plot_score_distributions, add("scores"), frame[columns].reset_index(drop=True), title)
+        cache.draw("plot_score_distributions", add("scores"), frame[columns].reset_index(drop=True), title)
     if {"latent_1", "latent_2"} <= set(frame.columns):
         for algorithm, aframe in frame.groupby("algorithm", sort=True):
             if str(algorithm) in flagging and aframe["latent_1"].notna().any():
                 columns = ["latent_1", "latent_2", "score", "label", "split"]
                 latent = aframe[columns].reset_index(drop=True)
-                cache.draw(draw.plot_latent, add("latent", str(algorithm)), latent, f"{title}  [{algorithm}]")
+                cache.draw("plot_latent", add("latent", str(algorithm)), latent, f"{title}  [{algorithm}]")
     labels = dict(zip(frame["run_number"], frame["label"], strict=False))
     entries = dict(zip(frame["run_number"], frame["entries"], strict=False)) if "entries" in frame.columns else {}
     for algorithm, aframe in frame.groupby("algorithm", sort=True):
@@ -569,8 +567,9 @@ def _histogram_figures(
         meta, rows_by_run = recos[(histogram, algorithm)]
         if not meta.get("shape"):
             continue
-        candidates = _top_runs(aframe, len(aframe))["run_number"].astype(int).tolist() if algorithm in flagging else []
-        wanted = [r for r in candidates if r in rows_by_run.index][: settings.n_example_runs]
+        stored = aframe[aframe["run_number"].isin(rows_by_run.index)]  # the runs with a reconstruction
+        candidates = _top_runs(stored, len(stored))["run_number"].astype(int).tolist() if algorithm in flagging else []
+        wanted = candidates[: settings.n_example_runs]
         wanted += [int(r) for r in settings.reco_runs if int(r) in rows_by_run.index and int(r) not in wanted]
         if not wanted:
             continue
@@ -582,7 +581,7 @@ def _histogram_figures(
             np.stack([np.asarray(v, np.float64).reshape(shape) for v in chosen["reconstruction"]]) if have else None
         )
         cache.draw(
-            draw.plot_reconstructions,
+            "plot_reconstructions",
             add("reco", algorithm, wanted),
             originals,
             reconstructions,

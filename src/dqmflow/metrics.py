@@ -141,9 +141,23 @@ class RocResult:
         return float(self.fpr[i]), float(self.tpr[i])
 
 
-def _resample(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
-    """``rng.choice(values, len(values))`` (the same draws), at half its cost."""
-    return values[rng.integers(0, len(values), len(values))]
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Dense ranks of ``scores`` (equal scores, equal ranks), as int16 when they fit: they order
+    and tie the runs as the scores do, and NumPy sorts 16-bit integers by radix sort."""
+    ranks = np.unique(scores, return_inverse=True)[1].reshape(-1)
+    return ranks.astype(np.int16) if len(ranks) and ranks.max() < 2**15 else ranks
+
+
+def _resamples(good: np.ndarray, bad: np.ndarray, n_bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n_bootstrap`` bootstrap resamples (rows) of the good and of the bad runs' scores, each
+    resampled apart (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 6), drawn
+    in two calls: the same ``seed`` gives the ROC band and the false-alarm rates the same
+    resamples."""
+    rng = np.random.default_rng(seed)
+    return (
+        good[rng.integers(0, len(good), (n_bootstrap, len(good)))],
+        bad[rng.integers(0, len(bad), (n_bootstrap, len(bad)))],
+    )
 
 
 def bootstrap_roc(scores: np.ndarray, labels: np.ndarray, n_bootstrap: int = 200, seed: int = 0) -> RocResult:
@@ -155,13 +169,9 @@ def bootstrap_roc(scores: np.ndarray, labels: np.ndarray, n_bootstrap: int = 200
         return RocResult(np.array([0.0, 1.0]), np.array([0.0, 1.0]), float("nan"), float("nan"), FPR_GRID, nan, nan,
                          n_good, n_bad)  # fmt: skip
     fpr, tpr, thresholds, auc = _roc(s, y)
-    rng = np.random.default_rng(seed)
-    good, bad = s[y == 0], s[y == 1]
-    labels_boot = np.r_[np.zeros(n_good), np.ones(n_bad)]
-    resampled = np.empty((n_bootstrap, n_good + n_bad))
-    for i in range(n_bootstrap):  # the draws in the order of one resample after the other
-        resampled[i, :n_good], resampled[i, n_good:] = _resample(rng, good), _resample(rng, bad)
-    aucs, tprs = _aucs_and_curves(resampled, labels_boot)
+    ranks = _ranks(s)  # order and ties are all a ROC depends on; small integers sort 10x faster
+    goods, bads = _resamples(ranks[y == 0], ranks[y == 1], n_bootstrap, seed)
+    aucs, tprs = _aucs_and_curves(np.concatenate([goods, bads], axis=1), np.r_[np.zeros(n_good), np.ones(n_bad)])
     return RocResult(
         fpr, tpr, auc, float(np.std(aucs)), FPR_GRID, tprs.mean(axis=0), tprs.std(axis=0), n_good, n_bad, thresholds
     )
@@ -184,12 +194,12 @@ def with_seeds(result: RocResult, seed_scores: np.ndarray, labels: np.ndarray) -
     return replace(result, seed_aucs=np.asarray(aucs), seed_tpr=band)
 
 
-def _far(good: np.ndarray, bad: np.ndarray, efficiency: float) -> np.ndarray:
+def _far(good: np.ndarray, sorted_bad: np.ndarray, efficiency: float) -> np.ndarray:
     """False-alarm rate of each row of ``good`` at the threshold that keeps a fraction ``efficiency``
-    of the same row of ``bad`` (1D arrays: one rate)."""
-    good, bad = np.atleast_2d(good), np.atleast_2d(bad)
-    k = int(np.ceil(efficiency * bad.shape[1]))
-    threshold = np.sort(bad, axis=1)[:, bad.shape[1] - 1 - max(k - 1, 0)]
+    of the same row of ``sorted_bad`` (each row sorted; 1D arrays: one rate)."""
+    good, sorted_bad = np.atleast_2d(good), np.atleast_2d(sorted_bad)
+    k = int(np.ceil(efficiency * sorted_bad.shape[1]))
+    threshold = sorted_bad[:, sorted_bad.shape[1] - 1 - max(k - 1, 0)]
     return np.asarray((good >= threshold[:, None]).mean(axis=1))
 
 
@@ -203,16 +213,21 @@ def false_alarm_rates(
     """False-alarm rate (and bootstrap std) at each detection efficiency."""
     s, y = _usable(scores, labels)
     good, bad = s[y == 0], s[y == 1]
-    rows = []
-    rng = np.random.default_rng(seed)
-    for eff in efficiencies:
-        if len(good) == 0 or len(bad) == 0:
-            rows.append({"efficiency": eff, "false_alarm_rate": np.nan, "false_alarm_rate_std": np.nan})
-            continue
-        goods, bads = np.empty((n_bootstrap, len(good))), np.empty((n_bootstrap, len(bad)))
-        for i in range(n_bootstrap):  # the draws in the order of one resample after the other
-            goods[i], bads[i] = _resample(rng, good), _resample(rng, bad)
-        boot = _far(goods, bads, eff)
-        rate = float(_far(good, bad, eff)[0])
-        rows.append({"efficiency": eff, "false_alarm_rate": rate, "false_alarm_rate_std": float(np.std(boot))})
+    if len(good) == 0 or len(bad) == 0:
+        return pd.DataFrame(
+            {"efficiency": list(efficiencies), "false_alarm_rate": np.nan, "false_alarm_rate_std": np.nan}
+        )
+    ranks = _ranks(np.r_[good, bad])  # thresholds only compare scores: their ranks do the same
+    good, bad = ranks[: len(good)], ranks[len(good) :]
+    goods, bads = _resamples(good, bad, n_bootstrap, seed)  # the ROC band's resamples, for every efficiency
+    bads.sort(axis=1)
+    bad = np.sort(bad)
+    rows = [
+        {
+            "efficiency": eff,
+            "false_alarm_rate": float(_far(good, bad, eff)[0]),
+            "false_alarm_rate_std": float(np.std(_far(goods, bads, eff))),
+        }
+        for eff in efficiencies
+    ]
     return pd.DataFrame(rows)
