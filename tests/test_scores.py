@@ -125,7 +125,7 @@ def test_score_files_read_together_equal_each_read_with_pandas(tmp_path: Path, r
     Read as one Arrow table they give what pandas gives file by file, and collect_scores sorts them
     as a stable sort by algorithm, histogram and run would."""
     from dqmflow.models import collect_scores
-    from dqmflow.scores import read_score_files
+    from dqmflow.scores import concat_score_files
 
     table = foreign_table(rng)
     paths = []
@@ -138,7 +138,7 @@ def test_score_files_read_together_equal_each_read_with_pandas(tmp_path: Path, r
         paths.append(tmp_path / f"{i}.parquet")
         frame.to_parquet(paths[-1], index=False)
     expected = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
-    pd.testing.assert_frame_equal(read_score_files(paths).to_pandas(), expected)
+    pd.testing.assert_frame_equal(concat_score_files(paths).to_pandas(), expected)
     collected = collect_scores(paths[::-1], tmp_path / "all.parquet")
     by_key = expected.sort_values(["algorithm", "histogram", "run_number"], kind="stable", ignore_index=True)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "all.parquet")[by_key.columns], by_key)
@@ -146,11 +146,11 @@ def test_score_files_read_together_equal_each_read_with_pandas(tmp_path: Path, r
     # A broken file is named; so is a run scored twice across files.
     pd.concat([pd.read_parquet(paths[0])] * 2).to_parquet(paths[1], index=False)
     with pytest.raises(ScoreTableError, match=rf"{paths[1].name}: run \d+ has several scores"):
-        read_score_files(paths)
+        concat_score_files(paths)
     pd.read_parquet(paths[0]).to_parquet(paths[1], index=False)
     with pytest.raises(ScoreTableError, match=r"all.parquet: run \d+ has several scores"):
         collect_scores(paths, tmp_path / "all.parquet")
-    assert read_score_files([]).num_rows == 0
+    assert concat_score_files([]).num_rows == 0
 
 
 def test_planning_the_figures_does_not_load_matplotlib(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -171,3 +171,36 @@ def test_planning_the_figures_does_not_load_matplotlib(tmp_path: Path, rng: np.r
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "scores.parquet")], capture_output=True,
                          text=True, check=True).stdout.split()  # fmt: skip
     assert int(out[0]) >= 8 and out[1] == "False"
+
+
+def test_score_files_that_cannot_be_combined_are_named(tmp_path: Path, rng: np.random.Generator) -> None:
+    """A broken file is named, also among thousands; missing keys are refused with pandas and with
+    Arrow alike; files written with other string or integer widths combine."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dqmflow.scores import concat_score_files
+
+    table = pa.Table.from_pandas(foreign_table(rng), preserve_index=False)
+    pq.write_table(table, tmp_path / "good.parquet")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 truncated by a full disk")
+    with pytest.raises(ValueError, match=r"broken\.parquet: Parquet magic bytes not found"):
+        concat_score_files([tmp_path / "good.parquet", tmp_path / "broken.parquet"])
+    large = [(f.name, pa.large_string() if f.type == pa.string() else f.type) for f in table.schema]
+    wide = table.cast(pa.schema(large))
+    pq.write_table(wide.set_column(0, "run_number", wide["run_number"].cast(pa.int32())), tmp_path / "wide.parquet")
+    both = concat_score_files([tmp_path / "good.parquet", tmp_path / "wide.parquet"])
+    assert both.num_rows == 2 * table.num_rows
+    for column, value in (("histogram", None), ("run_number", None), ("year", None)):
+        frame = foreign_table(rng).assign(year=2024)
+        values = frame[column].astype(object)
+        values.iloc[3] = value
+        broken = pa.Table.from_pandas(frame.assign(**{column: values}), preserve_index=False)
+        for form in (broken, broken.to_pandas()):
+            with pytest.raises(ScoreTableError, match=rf"'{column}' (has 1 missing value|must hold integers)"):
+                check_score_table(form, where="x")
+    # A dictionary column may repeat a value in its dictionary: the duplicate is still found.
+    names = pa.DictionaryArray.from_arrays(pa.array([0, 1], pa.int32()), pa.array([HISTS[0], HISTS[0]]))
+    twice = pa.table({"run_number": [1, 1], "histogram": names, "algorithm": ["a", "a"], "score": [0.1, 0.2]})
+    with pytest.raises(ScoreTableError, match="run 1 has several scores"):
+        check_score_table(twice)

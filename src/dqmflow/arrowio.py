@@ -20,9 +20,16 @@ __all__ = ["open_parquet", "read_parquet"]
 
 @contextmanager
 def open_parquet(path: str | Path) -> Iterator[pq.ParquetFile]:
-    """The parquet file at ``path``, opened to be read in one go (no pre-buffering)."""
-    with pa.OSFile(str(path)) as source:
-        yield pq.ParquetFile(source, pre_buffer=False)
+    """The parquet file at ``path``, opened to be read in one go (no pre-buffering). A file that
+    is not parquet (truncated, empty, overwritten) raises pyarrow's error with ``path`` in front,
+    as ``pyarrow.parquet.read_table`` names it; a missing file raises ``FileNotFoundError``."""
+    try:
+        with pa.OSFile(str(path)) as source:
+            yield pq.ParquetFile(source, pre_buffer=False)
+    except pa.ArrowException as err:
+        if isinstance(err, FileNotFoundError) or str(path) in str(err):
+            raise
+        raise type(err)(f"{path}: {err}") from err
 
 
 def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from dqmflow.algorithms.base import AlgorithmConfig, ScoreBlock
 from dqmflow.preprocess import Batch, histogram_split, load_batch, normalise
 from dqmflow.runtable import RunTable, read_run_table
-from dqmflow.scores import SCORE_COLUMNS, check_score_table, read_score_files
+from dqmflow.scores import SCORE_COLUMNS, check_score_table, concat_score_files
 from dqmflow.storage import read_storage_info
 from dqmflow.training import read_training_record, training_key, write_training_record
 
@@ -565,7 +565,7 @@ def _write_reconstructions(
     return out
 
 
-def _ranks(column: pa.ChunkedArray) -> np.ndarray:
+def _string_ranks(column: pa.ChunkedArray) -> np.ndarray:
     """Each string's rank among the column's distinct strings (sorting a few hundred distinct
     histogram names beats comparing millions of strings)."""
     codes = pc.dictionary_encode(column.combine_chunks())
@@ -577,8 +577,8 @@ def _ranks(column: pa.ChunkedArray) -> np.ndarray:
 def collect_scores(paths: Sequence[str | Path], output: str | Path) -> pa.Table:
     """Concatenate per-(histogram, algorithm) score files into the long ``scores.parquet``, sorted
     by algorithm, histogram and run."""
-    table = read_score_files(paths)
-    order = [_ranks(table["algorithm"]), _ranks(table["histogram"]), table["run_number"].to_numpy()]
+    table = concat_score_files(paths)
+    order = [_string_ranks(table["algorithm"]), _string_ranks(table["histogram"]), table["run_number"].to_numpy()]
     table = table.take(np.lexsort(order[::-1]))  # stable, like a sort by the three columns
     check_score_table(table, where=str(output))
     Path(output).parent.mkdir(parents=True, exist_ok=True)

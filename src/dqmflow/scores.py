@@ -40,7 +40,7 @@ __all__ = [
     "SCORE_COLUMNS",
     "ScoreTableError",
     "check_score_table",
-    "read_score_files",
+    "concat_score_files",
     "read_scores",
 ]
 
@@ -72,6 +72,11 @@ def check_score_table(table: Table, where: str = "score table") -> Table:
     return table
 
 
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary-encoded column as plain values (its dictionary may repeat a value)."""
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+
 class _ArrowView:
     def __init__(self, table: pa.Table) -> None:
         self.table = table
@@ -86,13 +91,16 @@ class _ArrowView:
     def unique(self, column: str) -> list[Any]:
         return pc.unique(self.table[column]).to_pylist()
 
+    def missing(self, column: str) -> int:
+        return int(self.table[column].null_count)
+
     def first_duplicate(self) -> dict[str, Any] | None:
         keys = self.table.select(_KEY)
         runs = np.asarray(keys["run_number"].to_numpy(), dtype=np.int64)
         if len(runs) == 0:
             return None
         # One integer per (histogram, algorithm, run): the strings' dictionary codes and the run.
-        codes = [pc.dictionary_encode(keys[c].combine_chunks()) for c in _KEY[1:]]
+        codes = [pc.dictionary_encode(_decoded(keys[c]).combine_chunks()) for c in _KEY[1:]]
         sizes = [len(code.dictionary) for code in codes]
         span = int(runs.max()) - int(runs.min()) + 1
         if sizes[0] * sizes[1] * span >= 2**62:  # too wide for one integer: let Arrow group
@@ -104,7 +112,7 @@ class _ArrowView:
         values, counts = np.unique(key, return_counts=True)
         if not (counts > 1).any():
             return None
-        row = int(np.flatnonzero(key == values[counts > 1][0])[1])  # the second row of the first key seen twice
+        row = int(np.flatnonzero(key == values[counts > 1][0])[1])  # the second row of the smallest repeated key
         return {c: keys[c][row].as_py() for c in _KEY}
 
 
@@ -122,6 +130,9 @@ class _PandasView:
 
     def unique(self, column: str) -> list[Any]:
         return list(self.frame[column].unique())
+
+    def missing(self, column: str) -> int:
+        return int(self.frame[column].isna().sum())
 
     def first_duplicate(self) -> dict[str, Any] | None:
         duplicated = self.frame.duplicated(_KEY)
@@ -149,6 +160,9 @@ def _check(where: str, view: _ArrowView | _PandasView) -> None:
         _, numeric, kind = view.type_of(column)
         if not numeric:
             raise ScoreTableError(f"{where}: column {column!r} must be numeric, not {kind}")
+    for column in present([*_KEY, "year"]):
+        if n_missing := view.missing(column):
+            raise ScoreTableError(f"{where}: column {column!r} has {n_missing} missing value(s); every row needs one")
     if "split" in view.columns:
         odd = sorted({str(v) for v in view.unique("split")} - set(SPLITS))
         if odd:
@@ -172,7 +186,7 @@ def _is_label(value: Any) -> bool:
         return False
 
 
-def read_score_files(paths: Sequence[str | Path]) -> pa.Table:
+def concat_score_files(paths: Sequence[str | Path]) -> pa.Table:
     """The score files of dqmflow's score jobs (parquet, one per histogram and algorithm config),
     each checked, as one Arrow table in the order given; a column that some files lack (e.g. the
     latent coordinates of PCA) is null in the rows of the others. Much faster than reading each
@@ -182,7 +196,7 @@ def read_score_files(paths: Sequence[str | Path]) -> pa.Table:
     tables = [check_score_table(read_parquet(path), where=str(path)) for path in paths]
     if not tables:
         return pa.schema(list(_SCORE_TYPES.items())).empty_table()
-    return pa.concat_tables(tables, promote_options="default")
+    return pa.concat_tables(tables, promote_options="permissive")  # e.g. string and large_string
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:

@@ -3,7 +3,7 @@ assess_histograms); rule draw_figures draws the figures."""
 
 from dqmflow.algorithms import load_config
 from dqmflow.assess import Settings, assess_histograms, write_chunk, write_figure_plan
-from dqmflow.scores import read_score_files
+from dqmflow.scores import concat_score_files
 from dqmflow.scriptlog import setup, timed
 
 log = setup(snakemake)
@@ -12,7 +12,7 @@ configs = [load_config(path) for path in snakemake.input.configs]
 reco_labels = {config.tag: config.cls.reconstruction_label for config in configs}
 reco_files = {tuple(key): path for key, path in zip(snakemake.params.reco_keys, snakemake.input.reco, strict=True)}
 with timed(log):
-    scores = read_score_files(snakemake.input.scores).to_pandas()
+    scores = concat_score_files(snakemake.input.scores).to_pandas()
     result = assess_histograms(
         scores,
         None,
