@@ -229,12 +229,17 @@ def merge(
 
     # Shapes and metadata come from one shard holding each histogram with the reference binning.
     meta: dict[str, dict[str, Any]] = {}
+    firsts = good.drop_duplicates("histogram")[["histogram", "shard_dir", "run_number"]] if not good.empty else None
+    first_of = (
+        {str(h): (str(d), int(r)) for h, d, r in firsts.itertuples(index=False, name=None)}
+        if firsts is not None
+        else {}
+    )
     for column in wanted:
-        rows = good[good["histogram"] == column] if not good.empty else good
-        if rows.empty:
+        if column not in first_of:
             continue
-        first = rows.iloc[0]
-        hist = read_shard(shard_path(first["shard_dir"], int(first["run_number"])), {column})[column]
+        shard_dir, run = first_of[column]
+        hist = read_shard(shard_path(shard_dir, run), {column})[column]
         meta[column] = {
             "ndim": hist.ndim,
             "shape": list(hist.values.shape),
