@@ -27,7 +27,7 @@ def open_parquet(path: str | Path) -> Iterator[pq.ParquetFile]:
         with pa.OSFile(str(path)) as source:
             yield pq.ParquetFile(source, pre_buffer=False)
     except pa.ArrowException as err:
-        if isinstance(err, FileNotFoundError) or str(path) in str(err):
+        if str(path) in str(err):
             raise
         raise type(err)(f"{path}: {err}") from err
 

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from dqmflow.algorithms.base import AlgorithmConfig, ScoreBlock
 from dqmflow.preprocess import Batch, histogram_split, load_batch, normalise
 from dqmflow.runtable import RunTable, read_run_table
-from dqmflow.scores import SCORE_COLUMNS, check_score_table, concat_score_files
+from dqmflow.scores import check_score_table, concat_score_files, empty_score_table
 from dqmflow.storage import read_storage_info
 from dqmflow.training import read_training_record, training_key, write_training_record
 
@@ -252,7 +252,7 @@ def score_chunk(
     if cache is not None:
         _write_score_cache(cache, identity, table, columns, scores, extras)
         _write_reco_cache(cache, identity, recos)
-    out = pa.concat_tables(tables) if tables else pa.table({c: [] for c in SCORE_COLUMNS})
+    out = pa.concat_tables(tables) if tables else empty_score_table()
     return ChunkScores(out, len(todo) if model is not None else 0)
 
 

@@ -279,7 +279,7 @@ def _grid(
 
 
 _REUSED: dict[tuple[Any, ...], tuple[Figure, list[Axes]]] = {}
-_COLORBARS: dict[tuple[Any, ...], dict[int, Colorbar]] = {}  # of the kept map figures, by axes
+_COLORBARS: dict[Axes, Colorbar] = {}  # the colour bar of each map axes of a kept figure
 
 
 def _kept_figure(key: tuple[Any, ...], build: Callable[[], tuple[Figure, list[Axes]]]) -> tuple[Figure, list[Axes]]:
@@ -917,7 +917,7 @@ def _draw_map(
     vmax: float,
     colorbar_label: str,
     empty_text: str | None,
-    colorbars: dict[int, Colorbar] | None = None,
+    colorbars: dict[Axes, Colorbar] | None = None,
 ) -> None:
     """One 2D map with its colour bar; ``empty_text`` is written in the panel if given. With
     ``colorbars`` (kept with a kept figure, by axes), the colour bar an axes already has is
@@ -936,12 +936,12 @@ def _draw_map(
         )
     else:
         mappable = ax.pcolormesh(ex, ey, values, cmap=cmap, vmin=vmin, vmax=vmax, shading="flat")
-    kept = None if colorbars is None else colorbars.get(id(ax))
+    kept = None if colorbars is None else colorbars.get(ax)
     if kept is None:
         cax = ax.inset_axes((1.03, 0.0, 0.05, 1.0))
         bar = fig.colorbar(mappable, cax=cax, label=colorbar_label)
         if colorbars is not None:
-            colorbars[id(ax)] = bar
+            colorbars[ax] = bar
     else:
         kept.update_normal(mappable)
         kept.set_label(colorbar_label)
@@ -1110,15 +1110,8 @@ def _reconstructions_2d(
     ncols = 3 if reco is not None else 1
     title_space = max(_title_space(c) for c in captions)
     # 1.5 inch between panels: colour bar with its ticks and label, then the next panel's y labels.
-    width, hgap = (2.5 if reco is not None else 4.6), 0.55 + title_space
-
-    def build() -> tuple[Figure, list[Axes]]:
-        fig, grid = _grid(n, ncols, width=width, height=2.2, wgap=1.5, hgap=hgap)
-        return fig, [fig.add_subplot(grid[i, j]) for i in range(n) for j in range(ncols)]
-
-    key = ("reco_2d", n, ncols, width, hgap)
-    fig, axes = _kept_figure(key, build)
-    colorbars = _COLORBARS.setdefault(key, {})
+    width = 2.5 if reco is not None else 4.6
+    fig, axes = _reused_axes("reco_2d", n, ncols, width=width, height=2.2, wgap=1.5, hgap=0.55 + title_space)
     reco_text = _escape(reco_label)
     x_text, y_text = _escape(xlabel or "x"), _escape(ylabel or "y")
     for i in range(n):
@@ -1143,7 +1136,7 @@ def _reconstructions_2d(
                 kwargs: dict[str, Any] = {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
             else:
                 kwargs = {"cmap": "viridis", "vmin": low, "vmax": vmax}
-            _draw_map(fig, ax, image, ex, ey, colorbar_label=bar, empty_text=note, colorbars=colorbars, **kwargs)
+            _draw_map(fig, ax, image, ex, ey, colorbar_label=bar, empty_text=note, colorbars=_COLORBARS, **kwargs)
             ax.set_title(_escape(name), color=colors[i] if j == 0 else "black")
             ax.set_xlabel(x_text)
             ax.set_ylabel(y_text)

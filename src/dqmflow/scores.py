@@ -41,6 +41,7 @@ __all__ = [
     "ScoreTableError",
     "check_score_table",
     "concat_score_files",
+    "empty_score_table",
     "read_scores",
 ]
 
@@ -186,6 +187,11 @@ def _is_label(value: Any) -> bool:
         return False
 
 
+def empty_score_table() -> pa.Table:
+    """A score table without rows, with the columns and types that score jobs write."""
+    return pa.schema(list(_SCORE_TYPES.items())).empty_table()
+
+
 def concat_score_files(paths: Sequence[str | Path]) -> pa.Table:
     """The score files of dqmflow's score jobs (parquet, one per histogram and algorithm config),
     each checked, as one Arrow table in the order given; a column that some files lack (e.g. the
@@ -195,7 +201,7 @@ def concat_score_files(paths: Sequence[str | Path]) -> pa.Table:
 
     tables = [check_score_table(read_parquet(path), where=str(path)) for path in paths]
     if not tables:
-        return pa.schema(list(_SCORE_TYPES.items())).empty_table()
+        return empty_score_table()
     return pa.concat_tables(tables, promote_options="permissive")  # e.g. string and large_string
 
 
