@@ -101,6 +101,10 @@ def test_an_ensemble_scores_the_median_with_a_band_and_every_seed(
     assert (frame["score_lo"][scored] <= frame["score"][scored]).all()
     assert (frame["score"][scored] <= frame["score_hi"][scored]).all()
     assert (seeds[scored].std(axis=1) > 0).mean() > 0.5, "different seeds give different scores"
+    empty = np.isinf(frame["score"].to_numpy())
+    assert empty.any(), "the demo has empty histograms"
+    band = frame.loc[empty, ["score_lo", "score_hi"]].to_numpy()
+    assert np.isposinf(seeds[empty]).all() and np.isposinf(band).all(), "an empty histogram is +inf for every seed"
     again = score_chunk(runs, storage, config, prep, models, *args, record=tmp_path / "rec.json",
                         cache=tmp_path / "cache.parquet")  # fmt: skip
     assert again.scored_runs == 0, "an unchanged ensemble reuses every score, seeds included"

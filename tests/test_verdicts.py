@@ -243,3 +243,20 @@ def test_fisher_over_thousands_of_tiny_pvalues_stays_finite_and_ordered() -> Non
     k = np.arange(m)
     expected = -(-x + logsumexp(k * np.log(x) - np.cumsum(np.log(np.maximum(k, 1))))) / np.log(10)
     assert scores[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_an_empty_histogram_leads_its_runs_drivers_ahead_of_any_extrapolated_score(rng: np.random.Generator) -> None:
+    table, _ = dqm_scores(rng, algorithms=("pca",))
+    good = table[table["label"] == 0]
+    run = int(good.loc[good["split"] == "test", "run_number"].iloc[0])
+    empty, far = HISTS[0], HISTS[1]
+    table.loc[(table["run_number"] == run) & (table["histogram"] == empty), "score"] = np.inf
+    # far beyond its reference in another histogram: the extrapolated tail gives a tiny p-value
+    table.loc[(table["run_number"] == run) & (table["histogram"] == far), "score"] = 1e6
+    pvalues = histogram_pvalues(table)
+    mine = pvalues[pvalues["run_number"] == run].set_index("histogram")["p_graded"]
+    assert mine[empty] <= pvalues["p_graded"][pvalues["score"] < np.inf].min()
+    assert mine[empty] < mine[far]
+    verdicts = run_verdicts(table, false_alarm_rate=0.05)
+    drivers = verdicts.table.set_index("run_number").loc[run, "histograms"]
+    assert drivers.split(";")[0].startswith(empty), drivers

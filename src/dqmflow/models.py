@@ -229,7 +229,10 @@ def score_chunk(
             fresh[empty] = np.inf
             scores[rows, j] = fresh[scored]
             for name, values in fresh_extras.items():
-                extras[name][rows, j] = values[scored, position[column]]
+                column_values = values[:, position[column]].copy()
+                if not name.startswith("latent_"):  # the band and every seed's score: +inf as the score
+                    column_values[empty] = np.inf
+                extras[name][rows, j] = column_values[scored]
     tables, splits = [], {}
     for j, column in enumerate(columns):
         entries = table.entries[column]

@@ -24,7 +24,8 @@ Graded tail
     exponential tail fitted to the largest 10% of the reference (log scores when all are
     positive, i.e. a Pareto tail), as in T. Knijnenburg et al., *Bioinformatics* 25 (2009) i161,
     so that runs far beyond the reference rank above runs just beyond it. A ``+inf`` score
-    (maximally anomalous) gets the smallest p-value of its histogram and algorithm; a histogram
+    (maximally anomalous: an empty histogram) gets a p-value below every other of the whole table, so
+    that it also leads a run's drivers ahead of any extrapolated finite score; a histogram
     missing from a run gets the floor (suspicious, but no measurement).
 
 Combiners (scores: larger = more anomalous)
@@ -199,6 +200,9 @@ def histogram_pvalues(scores: pd.DataFrame, reference: Reference = "auto") -> pd
             gp[missing[index]] = 1.0 / n
             gg[missing[index]] = 1.0 / n
         p[index], graded[index], n_ref[index] = gp, gg, n
+    infinite = (frame["score"].to_numpy() == np.inf) & ~np.isnan(graded)
+    if infinite.any() and (~infinite & ~np.isnan(graded)).any():  # above every finite score, of any test
+        graded[infinite] = np.minimum(graded[infinite], np.nextafter(np.nanmin(graded[~infinite]), 0.0))
     keep = [
         c for c in ("run_number", "histogram", "algorithm", "score", "label", "split", "year") if c in frame.columns
     ]
