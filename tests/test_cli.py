@@ -54,6 +54,10 @@ def test_the_cli_writes_verdicts_for_a_hand_written_table(tmp_path: Path, rng: n
     assert run_level.loc["cauchy", "auc"] == pytest.approx(1.0)
     for name in ("metrics.csv", "false_alarm.csv", "false_alarm.tex", "top_runs.csv", "confusion.csv"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+    far_html = (tmp_path / "out" / "false_alarm.html").read_text()
+    head = re.findall(r"<th>(.*?)</th>", far_html.split("</thead>")[0])
+    assert head == ["histogram", "algorithm", "FAR @ 50%", "FAR @ 90%", "FAR @ 95%", "FAR @ 99%"]
+    assert far_html.split("</thead>")[1].count("<tr>") == 6  # 3 histograms x 2 algorithms
 
 
 def test_the_console_script_reads_autodqm_style_wide_csvs_with_both_spellings(

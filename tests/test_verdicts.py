@@ -260,3 +260,24 @@ def test_an_empty_histogram_leads_its_runs_drivers_ahead_of_any_extrapolated_sco
     verdicts = run_verdicts(table, false_alarm_rate=0.05)
     drivers = verdicts.table.set_index("run_number").loc[run, "histograms"]
     assert drivers.split(";")[0].startswith(empty), drivers
+
+
+def test_drivers_beyond_the_first_pass_the_trials_correction_that_decides_the_figures(
+    rng: np.random.Generator,
+) -> None:
+    table, _ = dqm_scores(rng, algorithms=("pca",))
+    pvalues = histogram_pvalues(table)
+    run = int(table.loc[(table["label"] == 0) & (table["split"] == "test"), "run_number"].iloc[0])
+    mine = pvalues["run_number"] == run
+    alpha, n = 0.01, len(HISTS)
+    pvalues.loc[mine, "p_graded"] = 0.5
+    strong, weak = HISTS[3], HISTS[7]
+    pvalues.loc[mine & (pvalues["histogram"] == strong), "p_graded"] = 1e-9
+    pvalues.loc[mine & (pvalues["histogram"] == weak), "p_graded"] = alpha / 2  # flagged at alpha, not at alpha / n
+    verdicts = run_verdicts(table, alpha=alpha, pvalues=pvalues).table.set_index("run_number")
+    assert verdicts.loc[run, "histograms"] == f"{strong} [pca]"
+    assert verdicts.loc[run, "n_flags"] == 2, "n_flags counts at alpha, as AutoDQM_ML"
+    # a run without any histogram beyond alpha / n still names its most significant one
+    pvalues.loc[mine & (pvalues["histogram"] == strong), "p_graded"] = alpha / n * 3
+    verdicts = run_verdicts(table, alpha=alpha, pvalues=pvalues).table.set_index("run_number")
+    assert verdicts.loc[run, "histograms"] == f"{strong} [pca]"

@@ -358,7 +358,8 @@ def assess_histograms(
             far_frames.append(far)
             scored = frame[~frame["split"].isin(("missing",))]
             finite = scored["score"].replace([np.inf, -np.inf], np.nan)
-            labelled = scored["label"]
+            evaluated = evaluation["score"].replace([np.inf, -np.inf], np.nan)  # the runs of the AUC
+            labelled = evaluation["label"]
             row: dict[str, Any] = {
                 "histogram": histogram,
                 "algorithm": algorithm,
@@ -371,8 +372,10 @@ def assess_histograms(
                 "n_reference": int(frame["n_reference"].max()),
                 "score_mean": finite.mean(),
                 "score_std": finite.std(),
-                "score_mean_good": finite[labelled == 0].mean(),
-                "score_mean_bad": finite[labelled == 1].mean(),
+                "score_mean_good": evaluated[labelled == 0].mean(),
+                "score_mean_bad": evaluated[labelled == 1].mean(),
+                "n_infinite_good": int(np.isposinf(evaluation["score"][labelled == 0]).sum()),
+                "n_infinite_bad": int(np.isposinf(evaluation["score"][labelled == 1]).sum()),
             }
             if len(roc.seed_aucs):
                 row["auc_seed_median"], row["auc_seed_lo"], row["auc_seed_hi"] = roc.seed_band
@@ -712,7 +715,7 @@ def _far_html(far: pd.DataFrame) -> str:
         ],
         efficiency=[f"FAR @ {e:.0%}" for e in far["efficiency"]],
     ).pivot_table(index=["histogram", "algorithm"], columns="efficiency", values="cell", aggfunc="first")
-    return str(table.to_html(escape=True))
+    return str(table.rename_axis(columns=None).reset_index().to_html(index=False, escape=True))
 
 
 def _run_level_rocs(run_scores: pd.DataFrame, table: pd.DataFrame, columns: Sequence[str], settings: Settings) -> dict:
@@ -832,12 +835,16 @@ def _summary_figures(
         "run verdicts: ROC per combiner (all algorithms) and per algorithm",
         paths["run_level"],
     )
-    used = table[table["listing"] == "ranked"]
-    draw.plot_flags(used[["run_number", "label", "n_flags"]], "histograms flagged per run", paths["flags"])
+    used = table[(table["listing"] == "ranked") & (table.get("split", "test") != "train")]
+    title = "histograms flagged per run (runs no model was trained on)"
+    draw.plot_flags(used[["run_number", "label", "n_flags"]], title, paths["flags"])
     pv = verdicts.pvalues
-    good_out_of_sample = pv[(pv.get("label", -1) == 0) & (pv.get("split", "test") == "test")]["p_value"].dropna()
+    good_out_of_sample = pv[(pv.get("label", -1) == 0) & (pv.get("split", "test") == "test")].dropna(subset="p_value")
     draw.plot_pvalue_calibration(
-        good_out_of_sample.to_numpy(), "p-values of good test runs (flat if calibrated)", paths["pvalues"]
+        good_out_of_sample["p_value"].to_numpy(),
+        "p-values of every test of the good test runs (flat if calibrated)",
+        paths["pvalues"],
+        n_runs=int(good_out_of_sample["run_number"].nunique()),
     )
 
 

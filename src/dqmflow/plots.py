@@ -694,9 +694,14 @@ class _Counts:
     def total(self) -> int:
         return int(self.counts.sum()) + self.underflow + self.overflow
 
-    def legend(self, name: str) -> str:
+    def legend(self, name: str, max_chars: int = 1000) -> str:
+        """``name: runs (n below, m above range)``, the range note on a second line beyond ``max_chars``."""
         outside = [f"{n} {side}" for n, side in ((self.underflow, "below"), (self.overflow, "above")) if n]
-        return f"{name}: {self.total}" + (f" ({', '.join(outside)} range)" if outside else "")
+        head = f"{name}: {self.total}"
+        note = f"({', '.join(outside)} range)" if outside else ""
+        if not note:
+            return head
+        return f"{head} {note}" if len(head) + 1 + len(note) <= max_chars else f"{head}\n{note}"
 
 
 _BINNING_SPLITS: tuple[tuple[str, ...] | None, ...] = (("calibration", "test"), ("train", "calibration", "test"), None)
@@ -775,8 +780,11 @@ def _draw_groups(
     ax: Axes,
     groups: Sequence[tuple[str, np.ndarray, Any, bool]],
     binning: _Binning,
+    width: float,
 ) -> None:
-    """Step histograms (counts) of ``groups`` = (name, scores, colour, filled) with range notes."""
+    """Step histograms (counts) of ``groups`` = (name, scores, colour, filled) with range notes,
+    on axes ``width`` inches wide (a legend entry too long for them takes two lines)."""
+    max_chars = int(width * 72 / (0.6 * float(matplotlib.rcParams["legend.fontsize"]))) - 6  # minus the handle
     drawn = []
     for name, values, color, filled in groups:
         c = _count(values, binning.edges)
@@ -785,7 +793,8 @@ def _draw_groups(
         drawn.append(c.counts)
         if filled:
             _steps(ax, c.counts, binning.edges, fill=True, facecolor=color, alpha=0.3, lw=0)
-        _steps(ax, c.counts, binning.edges, fill=False, edgecolor=color, lw=1.6, label=_label(c.legend(name)))
+        label = _label(c.legend(name, max_chars), width=max(max_chars, 46))
+        _steps(ax, c.counts, binning.edges, fill=False, edgecolor=color, lw=1.6, label=label)
     if binning.log:
         _log_scale(ax, "x")
     ax.set_xlim(binning.edges[0], binning.edges[-1])
@@ -860,7 +869,7 @@ def plot_score_distributions(frame: pd.DataFrame, title: str, path: PathLike) ->
             ]
             for i, groups, panel_title in ((0, top, top_titles[j]), (1, bottom, bases[1])):
                 ax = axes[i * ncols + j]
-                _draw_groups(ax, groups, binning)
+                _draw_groups(ax, groups, binning, col_width)
                 ax.set_title(panel_title)
                 ax.set_xlabel("anomaly score")
                 if j == 0:
@@ -1246,12 +1255,17 @@ def _ks_statistic(pvalues: np.ndarray) -> float:
     return float(max(np.max(i / n - p), np.max(p - (i - 1) / n)))
 
 
-def plot_pvalue_calibration(pvalues: np.ndarray, title: str, path: PathLike) -> None:
+def plot_pvalue_calibration(pvalues: np.ndarray, title: str, path: PathLike, n_runs: int | None = None) -> None:
     """Calibration of the empirical p-values on good runs that were not trained on.
 
-    Left: histogram (counts) on [0, 1] with the flat expectation and its ±1σ binomial band.
-    Right: empirical CDF against the diagonal, with the asymptotic 95% Kolmogorov-Smirnov band
-    (±1.358/√n) and the KS distance D in the legend. NaN p-values are left out.
+    Left: histogram (counts of p-values) on [0, 1] with the flat expectation and its ±1σ binomial
+    band. Right: empirical CDF against the diagonal, with the asymptotic 95% Kolmogorov-Smirnov
+    band (±1.358/√n) and the KS distance D in the legend. NaN p-values are left out.
+
+    ``n_runs``: the p-values are the tests (histogram x algorithm) of that many runs. Tests of one
+    run are correlated, so the bands take the runs as the independent units (the binomial band of
+    ``n_runs`` scaled to the counts, the KS band of ``n_runs``): wider than for independent tests,
+    and honest when a run's tests move together.
     """
     p = np.asarray(pvalues, dtype=np.float64).ravel()
     p = p[np.isfinite(p)]
@@ -1262,25 +1276,30 @@ def plot_pvalue_calibration(pvalues: np.ndarray, title: str, path: PathLike) -> 
     edges = _pvalue_bins(n)
     k = len(edges) - 1
     counts, _ = np.histogram(np.clip(p, 0.0, 1.0), bins=edges)
+    units = min(n_runs, n) if n_runs else n
     expected = n / k
-    sigma = math.sqrt(n * (1 / k) * (1 - 1 / k))
+    sigma = n / units * math.sqrt(units * (1 / k) * (1 - 1 / k))
+    what = f"{n} p-values of {units} good runs" if units < n else f"good runs ({n})"
+    counted = "p-values" if units < n else "runs"
     with matplotlib.rc_context(_STYLE):
         fig, grid = _grid(1, 2, width=4.0, height=3.0, wgap=0.95)
         left, right = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
         band_kw: dict[str, Any] = {"color": "grey", "alpha": 0.25, "lw": 0}
         left.fill_between([0, 1], expected - sigma, expected + sigma, label="flat ± 1σ", **band_kw)
         left.axhline(expected, color="grey", ls="--", lw=1)
-        left.stairs(counts, edges, color=GOOD, lw=1.8, label=f"good runs ({n})")
-        left.set(xlabel="p-value", ylabel="runs", xlim=(0, 1), ylim=(0, max(counts.max(), expected + sigma) / 0.7))
+        left.stairs(counts, edges, color=GOOD, lw=1.8, label=what)
+        left.set(xlabel="p-value", ylabel=counted, xlim=(0, 1), ylim=(0, max(counts.max(), expected + sigma) / 0.7))
         left.legend(loc="upper right")
         x = np.r_[0.0, np.sort(p), 1.0]
         y = np.r_[0.0, np.arange(1, n + 1) / n, 1.0]
-        band = 1.358 / math.sqrt(n)
+        band = 1.358 / math.sqrt(units)
         diag = np.array([0.0, 1.0])
-        right.fill_between(diag, np.clip(diag - band, 0, 1), np.clip(diag + band, 0, 1), label="95% KS band", **band_kw)
+        right.fill_between(
+            diag, np.clip(diag - band, 0, 1), np.clip(diag + band, 0, 1), label=f"95% KS band ({units} runs)", **band_kw
+        )
         right.plot(diag, diag, ls=":", color="grey", lw=1, label="uniform")
         right.plot(x, y, drawstyle="steps-post", color=GOOD, lw=1.8, label=f"empirical CDF, D = {_ks_statistic(p):.3f}")
-        right.set(xlabel="p-value", ylabel="fraction of runs with p ≤ x", xlim=(0, 1), ylim=(0, 1.02))
+        right.set(xlabel="p-value", ylabel=f"fraction of {counted} with p ≤ x", xlim=(0, 1), ylim=(0, 1.02))
         right.legend(loc="upper left")
         _suptitle(fig, title)
         _save(fig, path)

@@ -54,8 +54,9 @@ _TOP_COLUMNS = ("histogram", "algorithm", "rank", "run_number", "score", "p_valu
 _DRIVER = re.compile(r"^(?P<histogram>.*?) \[(?P<algorithm>[^\[\]]*)\]$")
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _LOW_STATS_WHY = (
-    "These runs have too few entries in their histograms for the shapes to be judged, so they are not "
-    "scored against the reference and are not ranked; look at them by hand if they matter."
+    "These runs have too few entries in their histograms for the shapes to be judged. They are scored "
+    "like every run, but a short run's score measures its low statistics as much as the detector, so "
+    "they are listed after the ranking and never flagged; look at them by hand if they matter."
 )
 _UNREADABLE_WHY = (
     "These runs could not be scored: their DQM files or histograms could not be read (missing, corrupt or "
@@ -170,6 +171,39 @@ _SEARCH_JS = """
   if (input.value) { render(); }
 })();
 """
+
+
+_RUN_LABELS_NOTE = (
+    '<p class="note">Labels are per run (the datasets file\'s bad runs, as in AutoDQM_ML): every run '
+    "labelled bad counts as a positive of every histogram, whatever broke in it. A histogram that "
+    "sees only some kinds of anomaly therefore has a modest AUC and a high false-alarm rate at high "
+    "efficiency even when it catches its own kind perfectly; compare algorithms on one histogram, "
+    "and read the run verdicts for the runs.</p>"
+)
+_NO_FIGURE = (
+    "<p>No figure for this histogram. With <code>assessment.plots: matter</code> (the default) a "
+    "histogram is drawn when one of its algorithms flags a run that no model was trained on at "
+    "p &le; &alpha; / (number of histograms), the trials correction over a run's histograms; none of "
+    "its tests does. <code>assessment.plots: all</code> draws every histogram.</p>"
+)
+
+
+def _floor_note(p_values: pd.Series) -> str:
+    """A note when several flagged runs share the smallest run p-value: with n reference runs no
+    run p-value goes below 1/n, and the score orders the runs beyond it."""
+    p = pd.to_numeric(p_values, errors="coerce").dropna()
+    if len(p) < 2:
+        return ""
+    floor = float(p.min())
+    at_floor = int(np.isclose(p, floor, rtol=1e-9, atol=0.0).sum())
+    if at_floor < 2 or floor <= 0:
+        return ""
+    return (
+        f'<p class="note">{at_floor} of these runs have the smallest p-value possible, {_fmt_p(floor)} = '
+        f"1/{round(1 / floor)}: it is measured against {round(1 / floor)} reference runs, and a run beyond "
+        "all of them cannot be more significant. Among them, the score (larger = more anomalous) "
+        "orders the runs.</p>"
+    )
 
 
 def _table(attributes: str, head: str, rows: Sequence[str]) -> str:
@@ -644,6 +678,7 @@ class _Site:
                 '<p class="note">Most anomalous first. The driving histograms are the most significant '
                 "histogram × algorithm tests of the run.</p>"
             )
+            parts.append(_floor_note(flagged["p_value"]))
             parts.append(self.verdict_table(flagged, "flagged", ranked=True))
         else:
             parts.append("<p>No run is flagged.</p>")
@@ -859,6 +894,8 @@ class _Site:
         up = "../"
         parts = [f"<h1>{_e(name)}</h1>", "<h2>Metrics per algorithm</h2>"]
         metrics = self.metrics.get(name)
+        if metrics:
+            parts.append(_RUN_LABELS_NOTE)
         parts.append(self.metrics_table(metrics) if metrics else "<p>No metrics for this histogram.</p>")
         parts.append("<h2>Top runs per algorithm</h2>")
         top = self.top.get(name, {})
@@ -873,7 +910,7 @@ class _Site:
             parts.append("<p>" + ", ".join(self.run_link(run, up) for run in flagged_driven) + "</p>")
         figures = self.histogram_figures.get(name, [])
         parts.append("<h2>Figures</h2>")
-        parts.append(self.figures_html(figures, up) if figures else "<p>No figure for this histogram.</p>")
+        parts.append(self.figures_html(figures, up) if figures else _NO_FIGURE)
         return self.page(f"{name} — {self.title}", "\n".join(parts), up)
 
     def metrics_table(self, metrics: Sequence[Mapping[str, Any]]) -> str:
