@@ -93,6 +93,37 @@ def test_duplicate_rule_prefers_version_then_processing(tmp_path: Path) -> None:
     assert {d.name for d, _ in selection.duplicates} == set(names[:2])
 
 
+def test_the_production_listed_first_wins_over_a_newer_dqm_version_or_a_greater_processing() -> None:
+    """A user listing ["UL2017", "17Nov2017"] wants the UL reprocessing where a run has both, although
+    "17Nov2017-v1" sorts after "09Aug2019_UL2017-v1" as text."""
+    ul = "DQM_V0001_R000300000__PD__Run2017C-09Aug2019_UL2017-v1__DQMIO.root"
+    rereco = "DQM_V0002_R000300000__PD__Run2017C-17Nov2017-v1__DQMIO.root"
+    only_rereco = "DQM_V0001_R000300001__PD__Run2017C-17Nov2017-v1__DQMIO.root"
+    files = [f for f in (parse_file_name(f"/x/{n}") for n in (ul, rereco, only_rereco)) if f is not None]
+    datasets = {"primary_datasets": ["PD"], "years": {"2017": {"productions": ["UL2017", "17Nov2017"]}}}
+    selection = select(files, parse_datasets(datasets))
+    assert selection.files[300000].name == ul and selection.files[300001].name == only_rereco
+    assert [(d.name, k.name) for d, k in selection.duplicates] == [(rereco, ul)]
+    datasets["years"]["2017"]["productions"] = ["17Nov2017", "UL2017"]
+    assert select(files, parse_datasets(datasets)).files[300000].name == rereco
+
+
+def test_a_year_that_selects_no_file_is_reported_with_what_was_found() -> None:
+    names = [f"DQM_V0001_R00030000{i}__PD__Run2017C-09Aug2019_UL2017-v1__DQMIO.root" for i in range(3)]
+    names.append("DQM_V0001_R000315000__PD__Run2018A-12Nov2019_UL2018-v2__DQMIO.root")
+    files = [f for f in (parse_file_name(f"/x/{n}") for n in names) if f is not None]
+    years = {"2017": {"productions": ["UL2O17"]}, "2018": {"productions": ["UL2018"]}}
+    selection = select(files, parse_datasets({"primary_datasets": ["PD"], "years": years}))
+    assert list(selection.files) == [315000]
+    assert selection.empty_years == {2017: {"C-09Aug2019_UL2017-v1": 3}}
+    # not a typo: the year's files match, only its runs are not there yet; or no file of the year at all
+    years = {"2017": {"productions": ["UL2017"], "runs": ["299999"]}, "2018": {"productions": ["UL2018"]}}
+    selection = select(files, parse_datasets({"primary_datasets": ["PD"], "years": years}))
+    assert selection.empty_years == {} and selection.missing_runs == [(2017, 299999)]
+    years = {"2016": {"productions": ["UL2016"]}, "2018": {"productions": ["UL2018"]}}
+    assert select(files, parse_datasets({"primary_datasets": ["PD"], "years": years})).empty_years == {}
+
+
 def _one_run_selection(names: list[str]) -> tuple[str, set[str]]:
     """Name of the file kept for run 300000 among ``names`` and the names of the dropped duplicates."""
     files = [f for f in (parse_file_name(f"/x/{n}") for n in names) if f is not None]

@@ -258,11 +258,13 @@ def test_every_kind_of_bad_input_is_reported_and_nothing_shifts(tmp_path: Path) 
     corrupted = _dqm_path(root, 300106)
     corrupted.parent.mkdir(parents=True, exist_ok=True)
     corrupted.write_bytes(np.random.default_rng(0).bytes(5000))
+    zero_bytes = _dqm_path(root, 300107)  # a copy that never wrote anything
+    zero_bytes.write_bytes(b"")
     # Run 300007 also exists as an older reprocessing: the newer file must be the one used.
     _write(_dqm_path(root, 300007, "UL2017-v0"), 300007, {"S/Run summary/h": to_th1f("h", np.full(10, -1.0),
                                                                                      np.arange(11.0))})  # fmt: skip
     names = [HistogramName("S", "/Run summary/h"), HistogramName("S", odd), HistogramName("NOPE", "/Run summary/x")]
-    runs = [*good_runs, *specials, 300106, 300999]  # 300999 has no file
+    runs = [*good_runs, *specials, 300106, 300107, 300999]  # 300999 has no file
     year = {"productions": ["UL2017"], "runs": [str(r) for r in runs], "bad_runs": ["300101"]}
     datasets = {"primary_datasets": ["PD"], "years": {"2017": year}}
     table, report, selection = fetch_and_merge(root, tmp_path / "work", names, datasets)
@@ -270,7 +272,7 @@ def test_every_kind_of_bad_input_is_reported_and_nothing_shifts(tmp_path: Path) 
     assert [(d.run, d.processing) for d, _ in selection.duplicates] == [(300007, "UL2017-v0")]
 
     frame = pd.read_parquet(table).set_index("run_number")
-    assert 300106 not in frame.index and 300999 not in frame.index
+    assert 300106 not in frame.index and 300107 not in frame.index and 300999 not in frame.index
     h, o = names[0].column, names[1].column
     for i, run in enumerate(good_runs):  # every good run holds its own contents, in its own row
         np.testing.assert_array_equal(frame.loc[run, h], np.full(10, 100.0 + i))
@@ -303,6 +305,9 @@ def test_every_kind_of_bad_input_is_reported_and_nothing_shifts(tmp_path: Path) 
     assert "not a ROOT file" in problem(300106, "", "file_error") or "cannot read file" in problem(
         300106, "", "file_error"
     )
+    assert "not a ROOT file, or cut short: 0 bytes where a ROOT file header needs" in problem(300107, "", "file_error")
+    errors = report[report["status"] == "file_error"]
+    assert sorted(errors["run_number"]) == [300106, 300107], "one row per file, not one per subsystem"
     assert "no subsystem folder 'NOPE' in this file (it has: S)" in problem(300001, names[2].column, "missing")
     written = pd.read_csv(tmp_path / "work" / "fetch_report.tsv", sep="\t", keep_default_na=False)
     assert str(corrupted) in set(written["file"])
@@ -435,18 +440,24 @@ def test_a_tprofile_in_every_run_is_reported_as_not_a_th1(tmp_path: Path) -> Non
             "S/Run summary/h": to_th1f("h", np.full(10, 5.0), np.arange(11.0)),
         })  # fmt: skip
     prof, h, typo = (HistogramName("S", f"/Run summary/{x}") for x in ("prof", "h", "hh"))
+    subsystem_typo = HistogramName("SS", "/Run summary/h")
     work = tmp_path / "results" / "PD"
-    table, report, _ = fetch_and_merge(root, work, [prof, h, typo], _split_datasets(runs))
+    table, report, _ = fetch_and_merge(root, work, [prof, h, typo, subsystem_typo], _split_datasets(runs))
     frame = pd.read_parquet(table)
     assert list(frame["run_number"]) == runs and frame[h.column].notna().all()
     assert frame[prof.column].isna().all()
     meta = read_histogram_metadata(table)
-    assert meta["never_read"] == [prof.column, typo.column]
+    assert meta["never_read"] == [prof.column, typo.column, subsystem_typo.column]
     reasons = meta["never_read_reasons"]
     assert reasons[prof.column] == "is not a TH1/TH2 in any file (found TProfile)"
     assert "contents file" not in reasons[prof.column]
-    assert reasons[typo.column] == "was not found in any file: check its path in the contents file"
+    typo_reason = "was not found in any file (no object at this path: 3 of 3 runs): check its path in the contents file"
+    assert reasons[typo.column] == typo_reason
+    assert reasons[subsystem_typo.column] == (
+        "was not found in any file (no subsystem folder 'SS' in this file (it has: S): 3 of 3 runs): "
+        "check its path in the contents file"
+    )
     assert set(report.loc[report["histogram"] == prof.column, "status"]) == {"wrong_type"}
     summary = "\n".join(summarize(tmp_path, ["PD"]))
     assert f"{prof.column} is not a TH1/TH2 in any file (found TProfile)" in summary
-    assert f"{typo.column} was not found in any file: check its path in the contents file" in summary
+    assert f"{typo.column} {typo_reason}" in summary

@@ -219,6 +219,16 @@ def test_a_primary_dataset_without_files_stops_early_or_is_left_out(tmp_path: Pa
     report = pd.read_csv(work / "results" / PD / "fetch_report.tsv", sep="\t", keep_default_na=False)
     assert 399999 in set(report.loc[report["status"] == "label_no_file", "run_number"])
 
+    # A typo in one year's productions would silently drop the year: it stops the run, naming it.
+    datasets["primary_datasets"] = [PD]
+    datasets["years"]["2017"]["productions"] = ["UL2O17"]
+    (work / "datasets.json").write_text(json.dumps(datasets))
+    proc = snakemake(work, check=False)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    assert f"{PD} 2017: no file matches productions ['UL2O17'] (the " in out
+    assert "files of 2017 are <era>-<processing>:" in out and "fix the year in the datasets file" in out
+
 
 @pytest.mark.slow
 def test_another_selection_on_the_same_results_replaces_them_visibly(tmp_path: Path) -> None:

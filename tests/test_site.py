@@ -472,3 +472,33 @@ def test_browser_search_run_then_histogram_image(tmp_path: Path, inputs: dict[st
         assert driver.save_screenshot(str(shot))
     finally:
         driver.quit()
+
+
+def test_problems_missing_histograms_the_p_value_floor_and_absent_figures_are_explained(
+    tmp_path: Path, inputs: dict[str, Any]
+) -> None:
+    kwargs = synthetic(tmp_path / "in", figures=False)
+    run = int(kwargs["verdicts"]["run_number"][kwargs["verdicts"]["flagged"]].iloc[0])
+    pvalues = kwargs["pvalues"]
+    gone = (pvalues["run_number"] == run) & (pvalues["histogram"] == HISTOGRAMS[0])
+    pvalues.loc[gone, ["score", "p_value"]] = [np.nan, 1 / 62]  # missing from the run's file: the floor
+    flagged = kwargs["verdicts"]["flagged"]
+    kwargs["verdicts"].loc[flagged, "p_value"] = 1 / 62  # both flagged runs beyond every reference run
+    problem = "only 8 reference runs: no run can be flagged at a false-alarm rate of 0.05 (needs at least 20)"
+    never = f"histogram {HISTOGRAMS[1]!r} [autoencoder] has no score in any run (missing from every file?)"
+    site = build_site(tmp_path / "site", **kwargs, problems=[problem, never]).parent
+    index = Page(site / "index.html")
+    text = " ".join(" ".join(index.text).split())
+    assert "problems" in index.ids and problem in text
+    assert text.index(problem) < text.index("Flagged runs")
+    assert "2 of these runs have the smallest p-value possible, 1.6e-02 = 1/62" in text
+    kwargs["verdicts"].loc[flagged, "p_value"] = (1 + 39 / 40) / 40  # beyond all but one of 40: not the floor
+    again = " ".join(" ".join(Page(build_site(tmp_path / "again", **kwargs).parent / "index.html").text).split())
+    assert "smallest p-value possible" not in again
+    run_html = (site / "runs" / f"{run}.html").read_text()
+    assert run_html.count(">missing</span>") == len(ALGORITHMS)
+    histogram_text = " ".join(" ".join(Page(site / "histograms" / f"{slugify(HISTOGRAMS[0])}.html").text).split())
+    assert "No figure for this histogram" in histogram_text and "assessment.plots: all" in histogram_text
+    assert "Labels are per run" in histogram_text and "Problems" not in histogram_text
+    other = " ".join(" ".join(Page(site / "histograms" / f"{slugify(HISTOGRAMS[1])}.html").text).split())
+    assert never in other and problem not in other

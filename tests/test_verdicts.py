@@ -144,12 +144,16 @@ def test_low_statistics_and_unreadable_runs_are_listed_apart(rng: np.random.Gene
     table.loc[table["run_number"] == short, "split"] = "low_stats"
     table.loc[table["run_number"] == short, "score"] = 1e6  # tiny runs look wildly anomalous
     table.loc[table["run_number"] == unread, ["split", "score"]] = ["missing", np.nan]
-    t = run_verdicts(table).table
+    verdicts = run_verdicts(table)
+    t = verdicts.table
     assert t["listing"].tolist()[-2:] == ["low_stats", "unreadable"]
     assert t.iloc[0]["run_number"] not in (short, unread)
     assert not t.set_index("run_number").loc[short, "flagged"], "a short run's verdict is shown, never flagged"
     last = t.set_index("run_number").loc[unread]
     assert np.isnan(last["score"]) and not last["flagged"] and last["histograms"] == ""
+    assert last["n_flags"] == 0, "no histogram of an unreadable run is a flag"
+    run_scores = verdicts.run_scores.set_index("run_number").drop(columns="reference")
+    assert run_scores.loc[unread].isna().all() and run_scores.drop(index=unread).notna().all().all()
 
 
 def test_a_histogram_missing_from_every_run_is_reported_and_kept_out_of_the_verdicts(
@@ -260,6 +264,18 @@ def test_an_empty_histogram_leads_its_runs_drivers_ahead_of_any_extrapolated_sco
     verdicts = run_verdicts(table, false_alarm_rate=0.05)
     drivers = verdicts.table.set_index("run_number").loc[run, "histograms"]
     assert drivers.split(";")[0].startswith(empty), drivers
+    # the workflow computes p-values by chunks of histograms (one per subsystem) and joins them
+    chunks = [histogram_pvalues(table[table["histogram"] == h]) for h in (empty, far)]
+    chunks.append(histogram_pvalues(table[~table["histogram"].isin((empty, far))]))
+    joined = pd.concat(chunks, ignore_index=True)
+    drivers = run_verdicts(table, pvalues=joined).table.set_index("run_number").loc[run, "histograms"]
+    assert drivers.split(";")[0].startswith(empty), drivers
+    # a tail so narrow that the extrapolated p-value of a finite score would underflow to 0
+    narrow = table.copy()
+    narrow.loc[narrow["histogram"] == far, "score"] = 1.0 + 1e-4 * rng.random((narrow["histogram"] == far).sum())
+    narrow.loc[(narrow["run_number"] == run) & (narrow["histogram"] == far), "score"] = 2.0
+    pvalues = histogram_pvalues(narrow).set_index(["run_number", "histogram"])["p_graded"]
+    assert 0 < pvalues[(run, empty)] < pvalues[(run, far)]
 
 
 def test_drivers_beyond_the_first_pass_the_trials_correction_that_decides_the_figures(
@@ -280,4 +296,22 @@ def test_drivers_beyond_the_first_pass_the_trials_correction_that_decides_the_fi
     # a run without any histogram beyond alpha / n still names its most significant one
     pvalues.loc[mine & (pvalues["histogram"] == strong), "p_graded"] = alpha / n * 3
     verdicts = run_verdicts(table, alpha=alpha, pvalues=pvalues).table.set_index("run_number")
-    assert verdicts.loc[run, "histograms"] == f"{strong} [pca]"
+    assert verdicts.loc[run, "flagged"] and verdicts.loc[run, "histograms"] == f"{strong} [pca]"
+    # a run neither flagged nor with a histogram beyond alpha / n names none: nothing drives a verdict
+    smallest = pvalues.groupby("run_number")["p_graded"].min()
+    quiet = verdicts[~verdicts["flagged"] & (smallest.reindex(verdicts.index) > alpha / n)]
+    assert len(quiet) > 10 and (quiet["histograms"] == "").all()
+
+
+def test_a_chunk_whose_histograms_no_file_has_is_assessed_without_a_reference(rng: np.random.Generator) -> None:
+    """A subsystem typo in the contents file: every run of its chunk is 'missing'. The chunk's
+    assessment has nothing to calibrate and gives NaN, and the dataset's verdicts name it."""
+    from dqmflow.assess import assess_histograms
+
+    table, _ = dqm_scores(rng, algorithms=("pca",))
+    typo = table[table["histogram"] == HISTS[0]].assign(histogram="CSCC//Run summary/h", score=np.nan, split="missing")
+    chunk = assess_histograms(typo, None)
+    assert chunk.metrics["auc"].isna().all() and chunk.pvalues["p_value"].isna().all()
+    verdicts = run_verdicts(pd.concat([table, typo], ignore_index=True))
+    assert any("CSCC//Run summary/h" in problem and "no score in any run" in problem for problem in verdicts.problems)
+    assert verdicts.table["flagged"].any()

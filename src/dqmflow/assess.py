@@ -55,6 +55,7 @@ from dqmflow.verdicts import (
     combiner_figures,
     evaluated_run_scores,
     histogram_pvalues,
+    lift_infinite,
     reference_mode,
     run_verdicts,
 )
@@ -739,7 +740,8 @@ def assess_dataset(
     """Run verdicts and summary over every chunk of histograms of one dataset.
 
     ``out`` maps the names of :data:`OUTPUTS` (``verdicts, run_scores, run_level, metrics, auc,
-    false_alarm, false_alarm_tex, false_alarm_html, confusion, top_runs``) to paths;
+    false_alarm, false_alarm_tex, false_alarm_html, confusion, top_runs, summary_html,
+    problems``: one line per problem of the verdicts, empty without) to paths;
     ``figures`` maps those of :data:`SUMMARY_FIGURES` to paths (none drawn without it).
     """
     pvalues = pd.concat([c.pvalues for c in chunks], ignore_index=True)
@@ -778,6 +780,7 @@ def assess_dataset(
     top_runs = pd.concat([c.top_runs for c in chunks], ignore_index=True)
     top_runs.to_csv(out["top_runs"], index=False, float_format=FLOAT_FORMAT)
     Path(out["summary_html"]).write_text(_summary_html(verdicts, run_level, metrics, far))
+    Path(out["problems"]).write_text("".join(f"{problem}\n" for problem in verdicts.problems))
     if figures is not None:
         _summary_figures(verdicts, score_columns, settings, {k: Path(v) for k, v in figures.items()})
     return verdicts
@@ -890,6 +893,7 @@ OUTPUTS = {
     "confusion": "confusion.csv",
     "top_runs": "top_runs.csv",
     "summary_html": "summary.html",
+    "problems": "problems.txt",
 }
 
 
@@ -924,6 +928,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             title="dqmflow: " + ", ".join(p.name for p in args.scores),
             summary_figures=figures or {},
             tables={name: out / OUTPUTS[name] for name in ("verdicts", "metrics", "false_alarm_tex", "top_runs")},
+            problems=verdicts.problems,
         )
         print(f"web page: {index}")
     if verdicts.table["score"].isna().all():
@@ -976,9 +981,11 @@ def write_site(
     title: str,
     summary_figures: Mapping[str, str | Path] = {},
     tables: Mapping[str, str | Path] = {},
+    problems: Sequence[str] = (),
 ) -> Path:
     """The web page (``site_dir/index.html``) from verdicts and the chunks' tables and figures
-    (``plots_dirs[i]`` holds the figures of ``chunks[i]``)."""
+    (``plots_dirs[i]`` holds the figures of ``chunks[i]``); ``problems`` (of the verdicts) are
+    shown at the top of the front page."""
     from dqmflow.site import Figure, build_site
 
     histogram_figures: dict[str, list[Figure]] = {}
@@ -997,13 +1004,16 @@ def write_site(
         site_dir,
         title=title,
         verdicts=verdicts,
-        pvalues=pd.concat([c.pvalues for c in chunks], ignore_index=True).assign(p_value=lambda f: f["p_graded"]),
+        pvalues=lift_infinite(pd.concat([c.pvalues for c in chunks], ignore_index=True)).assign(
+            p_value=lambda f: f["p_graded"]
+        ),
         metrics=pd.concat([c.metrics for c in chunks], ignore_index=True),
         top_runs=pd.concat([c.top_runs for c in chunks], ignore_index=True),
         summary_figures=summary,
         histogram_figures=histogram_figures,
         run_figures=run_figures,
         tables={k: Path(v) for k, v in tables.items()},
+        problems=problems,
     )
 
 

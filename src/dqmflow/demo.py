@@ -62,7 +62,7 @@ RING_RATE = np.array([0.5, 0.9, 0.5, 0.9, 0.6, 1.0, 0.4, 0.7, 1.6, 1.6, 0.7, 0.4
 ANOMALIES = {
     # kind: histograms it affects
     "dead_chamber": ("CSC/hORecHits", "CSC/hOSegments", "CSC/hSGlobalPhi"),
-    "hot_channel": ("CSC/hORecHits",),
+    "hot_channel": ("CSC/hORecHits", "CSC/hOSegments"),  # both maps come from the same chamber densities
     "timing_shift": ("CSC/hSTimeCombinedSerial", "L1T/emtfTrackBX"),
     "broadened_resolution": ("CSC/hSChiSq", "CSC/hSnhits"),
     "missing_sector": ("L1T/emtfTrackPhi", "L1T/emtfTrackOccupancy"),

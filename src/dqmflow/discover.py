@@ -6,10 +6,11 @@ The DQM GUI stores one file per run and processing at::
 
 Discovery writes a *catalog* (every file found for a primary dataset and year, independent of
 the run selection) and *selection* applies the datasets file to it. When one run has several
-files that pass the selection, the one kept is, in order: the highest ``DQM_V`` version, then the
-greatest processing string in natural order (runs of digits compare as integers, so ``-v10`` beats
-``-v2`` and ``-v2`` beats ``-v1``), then the greatest path; the others are reported as dropped
-duplicates.
+files that pass the selection, the one kept is, in order: the file of the production listed
+first in the year's ``productions`` (so ``["UL2017", "17Nov2017"]`` prefers the UL reprocessing
+where a run has both), then the highest ``DQM_V`` version, then the greatest processing string in
+natural order (runs of digits compare as integers, so ``-v10`` beats ``-v2`` and ``-v2`` beats
+``-v1``), then the greatest path; the others are reported as dropped duplicates.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from dqmflow.metadata import Datasets
@@ -247,24 +249,38 @@ class Selection:
     files: dict[int, DqmFile]
     duplicates: list[tuple[DqmFile, DqmFile]]  # (dropped, kept)
     missing_runs: list[tuple[int, int]]  # (year, run) listed in datasets with no file
+    # years of the datasets file with files of which none passes the productions and eras (a typo
+    # there): year -> processings (era and processing, e.g. "C-09Aug2019_UL2017-v1") found, counted
+    empty_years: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
 def select(catalog: Iterable[DqmFile], datasets: Datasets) -> Selection:
     """Apply the datasets selection to ``catalog`` (see the module docstring for duplicates)."""
     by_run: dict[int, list[DqmFile]] = {}
     years = {sel.year: sel for sel in datasets.years}
+    found: dict[int, Counter[str]] = {year: Counter() for year in years}
+    matching: set[int] = set()  # years with a file that passes the productions and eras
     for item in catalog:
         sel = years.get(item.year)
+        if sel is not None:
+            found[item.year][f"{item.era}-{item.processing}"] += 1
+            if sel.matches_file(item.era, item.name):
+                matching.add(item.year)
         if sel is not None and sel.accepts(item.run, item.era, item.name):
             by_run.setdefault(item.run, []).append(item)
     chosen: dict[int, DqmFile] = {}
     duplicates: list[tuple[DqmFile, DqmFile]] = []
     for run, candidates in sorted(by_run.items()):
-        ranked = sorted(candidates, key=lambda f: (f.version, natural_key(f.processing), f.path), reverse=True)
+        ranked = sorted(
+            candidates,
+            key=lambda f: (-years[f.year].preference(f.name), f.version, natural_key(f.processing), f.path),
+            reverse=True,
+        )
         chosen[run] = ranked[0]
         duplicates.extend((other, ranked[0]) for other in ranked[1:])
     missing = [(sel.year, run) for sel in datasets.years for run in sel.runs if run not in chosen]
-    return Selection(chosen, duplicates, sorted(set(missing)))
+    empty = {year: dict(found[year].most_common()) for year in years if found[year] and year not in matching}
+    return Selection(chosen, duplicates, sorted(set(missing)), empty)
 
 
 def batch_of(run: int, runs_per_batch: int) -> str:

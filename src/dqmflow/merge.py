@@ -113,7 +113,9 @@ def _never_read_reason(man: pd.DataFrame, column: str) -> str:
     if rows.empty:
         return "no file could be read"
     if (rows["status"] == "missing").all():
-        return "was not found in any file: check its path in the contents file"
+        problems = rows["problem"].astype(str).str.removeprefix("missing: ").value_counts()
+        why = f" ({problems.index[0]}: {int(problems.iloc[0])} of {len(rows)} runs)" if len(problems) else ""
+        return f"was not found in any file{why}: check its path in the contents file"
     statuses = ", ".join(f"{s} in {n} runs" for s, n in rows["status"].value_counts().items())
     return f"was not read from any file ({statuses})"
 
@@ -210,6 +212,7 @@ def merge(
         [problems.reindex(columns=REPORT_COLUMNS), pd.DataFrame(list(extra_problems), columns=REPORT_COLUMNS)],
         ignore_index=True,
     ).sort_values(["run_number", "histogram"], kind="stable")
+    report_frame = report_frame.drop_duplicates(ignore_index=True)  # a file's error is in every subsystem's manifest
     Path(report).parent.mkdir(parents=True, exist_ok=True)
     report_frame.to_csv(report, sep="\t", index=False)
 

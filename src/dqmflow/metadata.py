@@ -131,11 +131,16 @@ class YearSelection:
         AutoDQM_ML's rules: a production matches when it is a substring of the file name
         (``""`` matches everything); an era matches exactly; runs match exactly.
         """
-        if not any(prod in file_name for prod in self.productions):
-            return False
-        if self.eras and era not in self.eras:
-            return False
-        return not self.runs or run in self.run_set
+        return self.matches_file(era, file_name) and (not self.runs or run in self.run_set)
+
+    def matches_file(self, era: str, file_name: str) -> bool:
+        """Do the productions and eras (not the runs) accept the file ``file_name`` of era ``era``?"""
+        return any(prod in file_name for prod in self.productions) and (not self.eras or era in self.eras)
+
+    def preference(self, file_name: str) -> int:
+        """Position in ``productions`` of the first production that ``file_name`` matches (the
+        order of the list is the order of preference; ``len(productions)`` when none matches)."""
+        return next((i for i, prod in enumerate(self.productions) if prod in file_name), len(self.productions))
 
     @cached_property
     def run_set(self) -> frozenset[int]:

@@ -375,6 +375,24 @@ class Plan:
             "Run<YEAR><ERA>-<processing>__DQMIO.root, with a production of the datasets file in the name)"
         )
 
+    def empty_year_message(self, primary_dataset: str, selection: Selection) -> str:
+        """The error when a year has files of which none passes its productions and eras (a typo
+        there), naming what was found; "" when there is none. A year without any file (not on
+        the source yet, or not of this primary dataset) is not one: its listed runs are reported."""
+        lines = []
+        for sel in self.datasets.years:
+            if sel.year not in selection.empty_years:
+                continue
+            found = selection.empty_years[sel.year]
+            what = f"productions {list(sel.productions)}" + (f", eras {list(sel.eras)}" if sel.eras else "")
+            shown = ", ".join(f"{name} ({n} files)" for name, n in list(found.items())[:5])
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+            seen = f"the {sum(found.values())} files of {sel.year} are <era>-<processing>: {shown}{more}"
+            lines.append(f"{primary_dataset} {sel.year}: no file matches {what} ({seen})")
+        if not lines:
+            return ""
+        return "; ".join(lines) + ": fix the year in the datasets file, or remove it"
+
     def unmatched_labels(self, selection: Selection) -> list[dict[str, Any]]:
         """Fetch-report rows for runs listed in ``bad_runs`` or ``good_runs`` that no selected file has."""
         rows = []
@@ -386,7 +404,12 @@ class Plan:
                         "file": "",
                         "histogram": "",
                         "status": "label_no_file",
-                        "problem": f"run {run} is listed in {kind} of year {sel.year} but no selected file has it",
+                        "problem": (
+                            f"run {run} is listed in {kind} of year {sel.year} but not in the year's runs, "
+                            "so its file is not selected"
+                            if sel.runs and run not in sel.run_set
+                            else f"run {run} is listed in {kind} of year {sel.year} but no selected file has it"
+                        ),
                     }
                     for run in sorted(set(runs) - set(selection.files))
                 ]

@@ -7,6 +7,7 @@ with the histogram's title and the titles of its axes (``TAxis::fTitle``, e.g. `
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,7 +41,12 @@ class Histogram:
 
 
 class TruncatedFileError(OSError):
-    """A ROOT file is shorter than its header says (an interrupted copy or write)."""
+    """A ROOT file is shorter than its header says (an interrupted copy or write), or shorter than
+    any ROOT file (empty, or another format)."""
+
+
+# uproot's message when a file is shorter than the first chunk it reads (an empty or tiny file)
+_SHORT_READ = re.compile(r"expected Chunk of length (?P<expected>\d+),\s+received (?P<received>\d+) bytes")
 
 
 class HistogramTypeError(TypeError):
@@ -206,7 +212,17 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
     """
     found: dict[str, Histogram] = {}
     problems: dict[str, str] = {}
-    with uproot.open(path) as handle:
+    try:
+        opened = uproot.open(path)
+    except OSError as err:
+        short = _SHORT_READ.search(str(err))
+        if short is None:
+            raise
+        raise TruncatedFileError(
+            f"not a ROOT file, or cut short: {short['received']} bytes where a ROOT file header needs "
+            f"{short['expected']}"
+        ) from err
+    with opened as handle:
         size, end = handle.file.source.num_bytes, handle.file.fEND
         if size is not None and size < end:
             raise TruncatedFileError(f"file is truncated: {size} bytes, its header says {end}")

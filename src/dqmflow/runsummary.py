@@ -35,7 +35,7 @@ def _fetch_lines(pd_dir: Path) -> list[str]:
     report = pd_dir / "fetch_report.tsv"
     if report.exists():
         rows = pd.read_csv(report, sep="\t", keep_default_na=False, dtype=str)
-        failed = rows[rows["status"] == "file_error"]
+        failed = rows[rows["status"] == "file_error"].drop_duplicates("file")
         if len(failed):
             hosts = Counter(
                 f.split("//")[1].split("/")[0] if f.startswith("root://") else "local" for f in failed["file"]

@@ -84,6 +84,7 @@ tr.flagged td{background:#fff5f5}
 ul.drivers{list-style:none;margin:0;padding:0}
 .alg{color:#57606a;white-space:nowrap}
 .note{color:#57606a;font-size:.9rem}
+.problems{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:.2rem 1rem;margin:1rem 0}
 .badge{display:inline-block;border-radius:.8rem;padding:0 .55rem;font-size:.8rem;font-weight:600}
 .badge.flag{background:#cf222e;color:#fff}
 .badge.ok{background:#dafbe1;color:#116329}
@@ -196,7 +197,7 @@ def _floor_note(p_values: pd.Series) -> str:
         return ""
     floor = float(p.min())
     at_floor = int(np.isclose(p, floor, rtol=1e-9, atol=0.0).sum())
-    if at_floor < 2 or floor <= 0:
+    if at_floor < 2 or floor <= 0 or abs(1 / floor - round(1 / floor)) > 1e-6:  # the floor is 1/n exactly
         return ""
     return (
         f'<p class="note">{at_floor} of these runs have the smallest p-value possible, {_fmt_p(floor)} = '
@@ -271,6 +272,16 @@ def _best_auc(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
         return None
     best = max(known, key=lambda row: float(row["auc"]))
     return _fmt_auc(best["auc"], best.get("auc_std")), str(best["algorithm"])
+
+
+def _score_cell(score: Any, p: Any) -> str:
+    """A test's score; a p-value without a score is a histogram missing from the run."""
+    if not _finite(score) and _finite(p):
+        return (
+            "<span title=\"not in this run's file, or not readable (see the fetch report): counted as "
+            'suspicious, at the p-value floor">missing</span>'
+        )
+    return _fmt_score(score)
 
 
 def _fmt_label(value: Any) -> str:
@@ -475,6 +486,7 @@ class _Site:
         run_figures: Mapping[int, Sequence[Figure]],
         tables: Mapping[str, Path],
         n_driving: int,
+        problems: Sequence[str] = (),
     ) -> None:
         self.root = root
         self.title = title
@@ -486,6 +498,7 @@ class _Site:
         self.run_figures = {int(k): list(v) for k, v in run_figures.items()}
         self.tables = dict(tables)
         self.n_driving = n_driving
+        self.problems = list(problems)
         self.generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         self.drivers = {
             int(r): _parse_drivers(h) for r, h in zip(verdicts["run_number"], verdicts["histograms"], strict=True)
@@ -671,8 +684,11 @@ class _Site:
             f'<p class="note">{len(v)} runs: {len(flagged)} flagged, {len(rest)} not flagged, '
             f"{len(low)} with low statistics, {len(unreadable)} unreadable; "
             f"{len(self.histograms)} histograms, {n_algorithms} algorithms.</p>",
-            '<h2 id="flagged-runs">Flagged runs</h2>',
         ]
+        if self.problems:
+            items = "".join(f"<li>{_e(problem)}</li>" for problem in self.problems)
+            parts.append(f'<div class="problems" id="problems"><h2>Problems</h2><ul>{items}</ul></div>')
+        parts.append('<h2 id="flagged-runs">Flagged runs</h2>')
         if len(flagged):
             parts.append(
                 '<p class="note">Most anomalous first. The driving histograms are the most significant '
@@ -872,7 +888,7 @@ class _Site:
             rows.append(
                 f'<tr><td class="num">{i - start + 1}</td><td class="name">{self.hist_link(name, up)}</td>'
                 f'<td><a href="{_e(self.hist_href(name, up, algorithm))}">{_e(algorithm)}</a></td>'
-                f'<td class="num">{_fmt_score(t.score[i])}</td><td class="num">{_fmt_p(t.p[i])}</td></tr>'
+                f'<td class="num">{_score_cell(t.score[i], t.p[i])}</td><td class="num">{_fmt_p(t.p[i])}</td></tr>'
             )
         shown = stop - start
         note = (
@@ -892,7 +908,12 @@ class _Site:
     def histogram_page(self, name: str) -> str:
         """One histogram: metrics per algorithm, top runs per algorithm, flagged runs it drives, figures."""
         up = "../"
-        parts = [f"<h1>{_e(name)}</h1>", "<h2>Metrics per algorithm</h2>"]
+        parts = [f"<h1>{_e(name)}</h1>"]
+        mine = [problem for problem in self.problems if repr(name) in problem]
+        if mine:
+            items = "".join(f"<li>{_e(problem)}</li>" for problem in mine)
+            parts.append(f'<div class="problems"><h2>Problems</h2><ul>{items}</ul></div>')
+        parts.append("<h2>Metrics per algorithm</h2>")
         metrics = self.metrics.get(name)
         if metrics:
             parts.append(_RUN_LABELS_NOTE)
@@ -1033,6 +1054,7 @@ def build_site(
     run_figures: Mapping[int, Sequence[Figure]] = {},
     tables: Mapping[str, Path] = {},
     n_driving: int = 5,
+    problems: Sequence[str] = (),
 ) -> Path:
     """Write the static site of an assessment into ``out_dir`` and return ``out_dir/index.html``.
 
@@ -1043,7 +1065,8 @@ def build_site(
     ``metrics`` per histogram and algorithm (``auc``, ``auc_std``, ``n_good``, ``n_bad``, more numeric
     columns); ``top_runs`` per histogram and algorithm (``rank``, ``run_number``, ``label``, ``split``,
     ``score``, ``p_value``; derived from ``pvalues`` when not given). Figures and tables are copied in.
-    At most ``n_driving`` driving histograms are shown per run on the index page.
+    At most ``n_driving`` driving histograms are shown per run on the index page. ``problems``
+    (e.g. too few reference runs to flag any run) are shown at the top of the index page.
 
     The site is written into a temporary sibling directory and then replaces ``out_dir``, so no page of
     an earlier build lingers; an existing ``out_dir`` must be empty or an earlier site.
@@ -1078,6 +1101,7 @@ def build_site(
             run_figures=run_figures,
             tables=tables,
             n_driving=n_driving,
+            problems=problems,
         ).write_all()
         _check_target(out)
         _replace_dir(staging, out)

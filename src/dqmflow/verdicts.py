@@ -73,6 +73,7 @@ __all__ = [
     "evaluated_run_scores",
     "failed_algorithms",
     "histogram_pvalues",
+    "lift_infinite",
     "reference_mode",
     "run_verdicts",
 ]
@@ -101,7 +102,11 @@ def _column(frame: pd.DataFrame, name: str, default: object) -> pd.Series:
 
 
 def reference_mode(frame: pd.DataFrame, reference: Reference = "auto") -> Reference:
-    """The reference actually used for ``frame`` (resolves ``auto``; raises :class:`VerdictError`)."""
+    """The reference actually used for ``frame`` (resolves ``auto``; raises :class:`VerdictError`).
+    A table without any score (histograms found in no file) needs no reference: ``auto`` gives
+    ``calibration`` there, and no run gets a p-value."""
+    if "score" in frame.columns and not frame["score"].notna().any():
+        return "calibration" if reference == "auto" else reference
     split = _column(frame, "split", "")
     label = _column(frame, "label", -1)
     has_calibration = bool((split == "calibration").any())
@@ -173,7 +178,8 @@ def empirical_pvalues(scores: np.ndarray, is_reference: np.ndarray) -> tuple[np.
             t = np.full(len(s), -np.inf)
             t[finite] = np.log(s[finite]) if use_log else s[finite]
             beyond = finite & (t > largest)
-            graded[beyond] = np.exp(-(t[beyond] - largest[beyond]) / beta) / n
+            # never 0: an empty histogram (+inf) must still rank above any finite score (lift_infinite)
+            graded[beyond] = np.maximum(np.exp(-(t[beyond] - largest[beyond]) / beta) / n, np.finfo(float).tiny)
     infinite = s == np.inf
     if infinite.any():  # maximally anomalous: as anomalous as the most anomalous finite score, at least
         graded[infinite] = min(float(np.nanmin(graded[~infinite], initial=1.0 / n)), 1.0 / n)
@@ -201,9 +207,6 @@ def histogram_pvalues(scores: pd.DataFrame, reference: Reference = "auto") -> pd
             gp[missing[index]] = 1.0 / n
             gg[missing[index]] = 1.0 / n
         p[index], graded[index], n_ref[index] = gp, gg, n
-    infinite = (frame["score"].to_numpy() == np.inf) & ~np.isnan(graded)
-    if infinite.any() and (~infinite & ~np.isnan(graded)).any():  # above every finite score, of any test
-        graded[infinite] = np.minimum(graded[infinite], np.nextafter(np.nanmin(graded[~infinite]), 0.0))
     keep = [
         c for c in ("run_number", "histogram", "algorithm", "score", "label", "split", "year") if c in frame.columns
     ]
@@ -211,7 +214,22 @@ def histogram_pvalues(scores: pd.DataFrame, reference: Reference = "auto") -> pd
     out["p_value"] = p
     out["p_graded"] = graded
     out["n_reference"] = n_ref
-    return out
+    return lift_infinite(out)
+
+
+def lift_infinite(pvalues: pd.DataFrame) -> pd.DataFrame:
+    """``pvalues`` with the graded p-value of every ``+inf`` score (an empty histogram) below
+    every other of the table, so that it leads its run's drivers ahead of any extrapolated finite
+    score. Idempotent; apply it again to p-values computed by chunks of histograms and joined."""
+    score = pvalues["score"].to_numpy(dtype=np.float64)
+    graded = pvalues["p_graded"].to_numpy(dtype=np.float64)
+    infinite = (score == np.inf) & ~np.isnan(graded)
+    others = ~infinite & ~np.isnan(graded)
+    if not infinite.any() or not others.any():
+        return pvalues
+    lifted = graded.copy()
+    lifted[infinite] = np.minimum(graded[infinite], np.nextafter(graded[others].min(), 0.0))
+    return pvalues.assign(p_graded=lifted)
 
 
 def _weights(columns: pd.MultiIndex) -> np.ndarray:
@@ -363,14 +381,20 @@ def _empirical_run_p(score: np.ndarray, is_reference: np.ndarray) -> tuple[np.nd
 
 
 def _driving(
-    pvalues: pd.DataFrame, runs: pd.Index, n_driving: int, flag_threshold: float, list_threshold: float
+    pvalues: pd.DataFrame,
+    runs: pd.Index,
+    n_driving: int,
+    flag_threshold: float,
+    list_threshold: float,
+    flagged: set[int],
 ) -> tuple[pd.Series, pd.Series]:
     """Per run: the histograms that drive its verdict, and the number of histograms flagged.
 
     A histogram is flagged (``n_flags``) at ``p <= flag_threshold``. The drivers are the
     histograms (with the algorithms that see it) whose smallest p-value passes ``list_threshold``
     (the trials correction over the run's histograms, as for drawing a histogram's figures), most
-    significant first and at most ``n_driving``; a run none passes lists its most significant one.
+    significant first and at most ``n_driving``; a ``flagged`` run none passes lists its most
+    significant one (what its verdict rests on), another run none.
     """
     ordered = pvalues.dropna(subset=["p_graded"]).sort_values(["run_number", "p_graded"], kind="stable")
     best = ordered.drop_duplicates(["run_number", "histogram"])
@@ -386,7 +410,7 @@ def _driving(
     for run, histogram, algorithm, pg in zip(
         top["run_number"], top["histogram"], top["algorithm"], top["p_graded"], strict=True
     ):
-        if pg > list_threshold * (1 + 1e-9) and entries.get(int(run)):
+        if pg > list_threshold * (1 + 1e-9) and (entries.get(int(run)) or int(run) not in flagged):
             continue
         names = algos.get((run, histogram), algorithm)
         entries.setdefault(int(run), []).append(f"{histogram} [{names}]")
@@ -415,7 +439,7 @@ def run_verdicts(
     if not 0 < false_alarm_rate < 1:
         raise ValueError(f"false_alarm_rate must lie in (0, 1), not {false_alarm_rate}")
     mode = reference_mode(scores, reference)
-    pv = histogram_pvalues(scores, mode) if pvalues is None else pvalues
+    pv = histogram_pvalues(scores, mode) if pvalues is None else lift_infinite(pvalues)
     problems: list[str] = []
     valid = pv.groupby(["histogram", "algorithm"], sort=True)["score"].apply(lambda s: bool(s.notna().any()))
     for histogram, algorithm in valid[~valid].index:
@@ -453,16 +477,16 @@ def run_verdicts(
             f"{false_alarm_rate:g} (needs at least {int(np.ceil(1 / false_alarm_rate))})"
         )
     n_histograms = max(int(pv["histogram"].nunique()), 1)  # as the assessment counts them for figures
-    driving, n_flags = _driving(pv_used, info.index, n_driving, max(alpha, floor), alpha / n_histograms)
+    # the false-alarm rate holds for runs like the reference runs: never for short ones
+    flagged = (p_run <= false_alarm_rate * (1 + 1e-9)) & ~info["unreadable"].to_numpy() & ~info["low_stats"].to_numpy()
+    flagged_runs = {int(r) for r in info.index[flagged]}
+    driving, n_flags = _driving(pv_used, info.index, n_driving, max(alpha, floor), alpha / n_histograms, flagged_runs)
     table = pd.DataFrame(
         {
             "run_number": info.index.to_numpy(),
             "score": score,
             "p_value": p_run,
-            # the false-alarm rate holds for runs like the reference runs: never for short ones
-            "flagged": (p_run <= false_alarm_rate * (1 + 1e-9))
-            & ~info["unreadable"].to_numpy()
-            & ~info["low_stats"].to_numpy(),
+            "flagged": flagged,
             "histograms": driving.to_numpy(),
             "n_flags": n_flags.to_numpy(),
             "label": info["label"].to_numpy(),
@@ -473,8 +497,11 @@ def run_verdicts(
     )
     if "year" in info.columns:
         table["year"] = info["year"].to_numpy()
+    # a run without any readable histogram has no measurement: no score, no drivers, no flags
     table.loc[table["unreadable"], ["score", "p_value"]] = np.nan
     table.loc[table["unreadable"], "histograms"] = ""
+    table.loc[table["unreadable"], "n_flags"] = 0
+    run_scores.loc[info["unreadable"].to_numpy()] = np.nan
     table["listing"] = np.select(
         [table["unreadable"], table["low_stats"]], ["unreadable", "low_stats"], default="ranked"
     )

@@ -74,6 +74,7 @@ rule verdicts:
             labels={"dataset": "{pd}", "table": "flagged runs, run-level AUC, AUC and false alarms per histogram"},
         ),
         run_scores="results/{pd}/summary/run_scores.csv",
+        problems="results/{pd}/summary/problems.txt",
         run_level=report(
             "results/{pd}/summary/run_level_auc.csv",
             caption="../report/run_level.rst",
@@ -151,6 +152,7 @@ rule site:
         run_level_plot="results/{pd}/summary/run_level.png",
         flags_plot="results/{pd}/summary/flags.png",
         pvalues_plot="results/{pd}/summary/pvalues.png",
+        problems="results/{pd}/summary/problems.txt",
     output:
         site=report(
             directory("results/{pd}/site"),

@@ -85,6 +85,9 @@ def manifest_files(wildcards):
     chosen = selection(wildcards.pd)
     if not chosen.files:
         raise WorkflowError(PLAN.empty_message(wildcards.pd))
+    empty_years = PLAN.empty_year_message(wildcards.pd, chosen)
+    if empty_years:
+        raise WorkflowError(empty_years)
     batches = PLAN.batches(chosen)
     return [
         f"results/{wildcards.pd}/shards/{subsystem}/{batch}.tsv"

@@ -1,5 +1,7 @@
 """The browsable, searchable web page of a primary dataset (rule site)."""
 
+from pathlib import Path
+
 import pandas as pd
 
 from dqmflow.assess import CHUNK_FILES, SUMMARY_FIGURES, read_chunks, write_site
@@ -27,5 +29,6 @@ with timed(log):
                 ("top_runs", "summary_top_runs"),
             )
         },
+        problems=Path(snakemake.input.problems).read_text().splitlines(),
     )
 log.info("web page written: %s", index)
