@@ -89,6 +89,17 @@ def test_the_console_script_reads_autodqm_style_wide_csvs_with_both_spellings(
         (lambda t: pd.concat([t, t.iloc[:1]]), "has several scores for"),
         (lambda t: t.assign(label=-1), "no good runs.*--reference all"),
         (lambda t: t.assign(label=0).iloc[:0], "empty"),
+        (
+            lambda t: t.assign(label=np.where(t["histogram"] == PHI, 1 - t["label"], t["label"])),
+            "run 356000 has the labels",
+        ),
+        (
+            lambda t: t.astype({"score": object}).assign(score=lambda f: f["score"].where(f.index != 7, "oops")),
+            r"column 'score': 'oops' \(run 356007\) is not a number",
+        ),
+        (lambda t: t.assign(histogram=t["histogram"].where(t.index != 4, "")), "row 6 .* has no histogram name"),
+        (lambda t: t.assign(run_number=t["run_number"] + 0.5), "run numbers must be integers, not '356000.5'"),
+        (lambda t: t.drop(columns="algorithm"), "has several scores .* no 'algorithm' column"),
     ],
 )
 def test_bad_tables_end_with_a_clear_error_naming_the_problem(
@@ -102,6 +113,31 @@ def test_bad_tables_end_with_a_clear_error_naming_the_problem(
     assert "dqmflow: error:" in result.stderr
     assert re.search(message, result.stderr), result.stderr
     assert not (tmp_path / "out" / "verdicts.csv").exists()
+
+
+def test_out_of_range_options_and_unknown_runs_are_said(tmp_path: Path, rng: np.random.Generator) -> None:
+    table, _ = hand_written(rng, n_runs=30)
+    table.to_csv(tmp_path / "their.csv", index=False)
+    for option in ("--false-alarm-rate", "--alpha"):
+        result = run_cli(tmp_path / "their.csv", "--out", tmp_path / "out", option, "2")
+        assert result.returncode == 2 and f"argument {option}: must lie in (0, 1), not 2" in result.stderr
+    result = run_cli(tmp_path / "their.csv", "--out", tmp_path / "out", "--plots", "none", "--no-site", "--runs", "1")
+    assert result.returncode == 0 and "--runs [1] are not in the score tables" in result.stderr
+
+
+def test_autodqm_training_output_is_read_by_its_score_columns(tmp_path: Path, rng: np.random.Generator) -> None:
+    """AutoDQM_ML's train.py writes the histograms, their reconstructions and the scores side by side."""
+    table, bad = hand_written(rng, n_runs=40)
+    wide = table[table["algorithm"] == "their_ae"].pivot(index="run_number", columns="histogram", values="score")
+    out = pd.DataFrame({"run_number": wide.index, "label": wide.index.isin(bad).astype(int)})
+    for histogram in wide.columns:
+        out[histogram] = [rng.random(5) for _ in range(len(out))]
+        out[f"{histogram}_reco_ae"] = [rng.random(5) for _ in range(len(out))]
+        out[f"{histogram}_score_ae"] = wide[histogram].to_numpy()
+    out.to_parquet(tmp_path / "train_out.parquet")
+    long = read_score_files([tmp_path / "train_out.parquet"])
+    assert set(long["histogram"]) == {PHI, ETA, ODD} and set(long["algorithm"]) == {"ae"}
+    assert len(long) == 3 * len(out)
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:

@@ -342,8 +342,32 @@ def test_gpu_variant_repeats_lxplus_resources_and_adds_gpus_for_autoencoder_trai
     base, gpu = profile(PROFILE)["default-resources"], profile(GPU_PROFILE)["default-resources"]
     changed = {"classad_JobFlavour", "classad_MaxRuntime", "request_gpus"}
     assert {k: v for k, v in gpu.items() if k not in changed} == {k: v for k, v in base.items() if k not in changed}
-    assert "request_gpus" not in base and "'autoencoder'" in gpu["request_gpus"]
+    assert "request_gpus" not in base and "trains_network(input.config)" in gpu["request_gpus"]
     assert set(profile(GPU_PROFILE)) == {"default-resources"}, "everything else comes from --profile lxplus"
+
+
+class _Input:
+    """What a profile expression sees as ``input`` for a model job of one algorithm config."""
+
+    def __init__(self, config: Path, score: bool) -> None:
+        self.config = str(config)
+        if score:
+            self.models = ["models/x"]
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "config" / "algorithms").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_network_config_gets_network_resources_on_lxplus(config: Path) -> None:
+    """The profiles' expressions, evaluated as Snakemake does, for every shipped config: all the
+    autoencoders (dense, convolutional, simultaneous; ensembles too) get 4 GB, a longer flavour to
+    train and, with lxplus-gpu, a GPU to train; the other algorithms 2 GB, espresso, no GPU."""
+    network = yaml.safe_load(config.read_text())["algorithm"].endswith("autoencoder")
+    base, gpu = profile(PROFILE)["default-resources"], profile(GPU_PROFILE)["default-resources"]
+    for score in (False, True):
+        scope = {"input": _Input(config, score), "attempt": 1}
+        assert eval(base["request_memory"], scope) == (4000 if network else 2000)
+        flavour = eval(base["classad_JobFlavour"], scope)
+        assert flavour == ("longlunch" if network or score else "espresso"), (config.name, score)
+        assert eval(gpu["request_gpus"], scope) == (1 if network and not score else 0)
 
 
 def test_profile_sizes_every_fixed_rule() -> None:

@@ -145,6 +145,23 @@ def _canonical_histogram(name: str) -> str:
     return name
 
 
+_NOT_A_NUMBER = {"", "nan", "na", "n/a", "none", "null"}
+
+
+def _run_text(value: Any) -> str:
+    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    return str(int(number)) if pd.notna(number) and float(number).is_integer() else str(value)
+
+
+def _refuse_words(raw: pd.Series, numbers: pd.Series, runs: pd.Series | None, where: str) -> None:
+    """A score cell that is text (not a number, not empty or NaN) is a mistake: named, not dropped."""
+    text = raw[numbers.isna() & raw.notna()]
+    words = text[~text.astype(str).str.strip().str.lower().isin(_NOT_A_NUMBER)]
+    if len(words):
+        run = f" (run {_run_text(runs[words.index[0]])})" if runs is not None else ""
+        raise ScoreTableError(f"{where}: {words.iloc[0]!r}{run} is not a number ({len(words)} such cells)")
+
+
 _LABELS = {"bad": 1, "good": 0, "unknown": -1, "": -1, "true": 1, "false": 0, "1": 1, "0": 0, "-1": -1}
 
 
@@ -173,7 +190,10 @@ def _long_from_wide(frame: pd.DataFrame, algorithm: str, where: str) -> pd.DataF
     # Histogram columns are paths ("L1T//Run summary/..."); when some are, the other columns
     # (era, lumi, entries, ...) describe the run and are left out.
     paths = [c for c in candidates if "/" in str(c)]
-    value_columns = paths or candidates
+    # AutoDQM_ML's training output also holds the histograms and their reconstructions
+    # (``<histogram>_reco_<algorithm>``): when score columns are there, only they are scores.
+    scored = [c for c in candidates if _SCORE_SUFFIX.match(str(c))]
+    value_columns = scored or paths or candidates
     ignored = sorted(set(candidates) - set(value_columns), key=str)
     if ignored:
         log.info("%s: columns %s are not histogram paths: left out", where, ignored)
@@ -184,6 +204,7 @@ def _long_from_wide(frame: pd.DataFrame, algorithm: str, where: str) -> pd.DataF
         values = pd.to_numeric(frame[column], errors="coerce")
         if values.isna().all() and frame[column].notna().any():
             raise ScoreTableError(f"{where}: column {column!r} holds no numbers; is it a histogram score column?")
+        _refuse_words(frame[column], values, frame[run_column], f"{where}: column {column!r}")
         match = _SCORE_SUFFIX.match(str(column))
         histogram, algo = (match["histogram"], match["algorithm"]) if match else (str(column), algorithm)
         part = pd.DataFrame(
@@ -219,25 +240,52 @@ def read_score_files(paths: Sequence[str | Path], algorithm: str | None = None) 
             raise ScoreTableError(f"{path}: cannot be read as CSV or parquet: {err}") from err
         if len(frame) == 0:
             raise ScoreTableError(f"{path}: the score table is empty (no rows)")
+        if len(frame.columns) == 1 and ";" in str(frame.columns[0]):
+            head = str(frame.columns[0])[:60]
+            raise ScoreTableError(f"{path}: one column named {head!r}...: separate with ',', not ';'")
+        no_algorithm = {"histogram", "score"} <= set(frame.columns) and "algorithm" not in frame.columns
         if {"histogram", "score"} <= set(frame.columns):
             if "algorithm" not in frame.columns:
                 frame = frame.assign(algorithm=algorithm or path.stem)
+                log.info("%s: no 'algorithm' column: every row is algorithm %r", path, algorithm or path.stem)
+            unnamed = frame["histogram"].isna() | (frame["histogram"].astype(str).str.strip() == "")
+            if unnamed.any():
+                row = int(np.flatnonzero(unnamed.to_numpy())[0])
+                raise ScoreTableError(f"{path}: row {row + 2} (line of the file) has no histogram name")
             frame = frame.assign(histogram=frame["histogram"].astype(str).map(_canonical_histogram))
         else:
             frame = _long_from_wide(frame, algorithm or path.stem, str(path))
         if "run_number" in frame.columns:
             runs = pd.to_numeric(frame["run_number"], errors="coerce")
-            if runs.isna().any() or (runs != runs.round()).any():
-                raise ScoreTableError(f"{path}: run numbers must be integers")
+            odd = runs.isna() | (runs != runs.round())
+            if odd.any():
+                first = frame["run_number"][odd].iloc[0]
+                raise ScoreTableError(f"{path}: run numbers must be integers, not '{first}' ({int(odd.sum())} rows)")
             frame["run_number"] = runs.astype(np.int64)
         if "score" in frame.columns:
             score = pd.to_numeric(frame["score"], errors="coerce").astype(np.float64)
+            _refuse_words(frame["score"], score, frame.get("run_number"), f"{path}: column 'score'")
             frame["score"] = score.where(score != _NOT_SCORED)
         if "label" in frame.columns:
             frame["label"] = _labels(frame["label"], str(path))
-        frames.append(check_score_table(frame, where=str(path)))
+        try:
+            frames.append(check_score_table(frame, where=str(path)))
+        except ScoreTableError as err:
+            if no_algorithm and "several scores" in str(err):
+                raise ScoreTableError(f"{err}; the table has no 'algorithm' column: does it hold several?") from err
+            raise
     table = pd.concat(frames, ignore_index=True)
-    return check_score_table(table, where=" + ".join(str(p) for p in paths))
+    where = " + ".join(str(p) for p in paths)
+    if "label" in table.columns:
+        labels = table.groupby("run_number")["label"].unique()
+        mixed = labels[labels.map(len) > 1]
+        if len(mixed):
+            run, values = int(mixed.index[0]), sorted(int(v) for v in mixed.iloc[0])
+            raise ScoreTableError(
+                f"{where}: run {run} has the labels {values} on different rows ({len(mixed)} runs like it): "
+                "a label is per run"
+            )
+    return check_score_table(table, where=where)
 
 
 # ----------------------------------------------------------------------------- per histogram
@@ -854,6 +902,13 @@ def _summary_figures(
 # ----------------------------------------------------------------------------- command line
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1), not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dqmflow",
@@ -872,8 +927,10 @@ def _parser() -> argparse.ArgumentParser:
         help="reference runs of the p-values: the calibration split, good runs (leave-one-out), or every "
         "run not labelled bad (default auto: calibration if present, else good runs)",
     )
-    parser.add_argument("--false-alarm-rate", type=float, default=0.05, help="flag runs at this rate of good runs")
-    parser.add_argument("--alpha", type=float, default=0.01, help="p-value of a flagged histogram")
+    parser.add_argument(
+        "--false-alarm-rate", type=_probability, default=0.05, help="flag runs at this rate of good runs, in (0, 1)"
+    )
+    parser.add_argument("--alpha", type=_probability, default=0.01, help="p-value of a flagged histogram, in (0, 1)")
     parser.add_argument("--n-bootstrap", type=int, default=200)
     parser.add_argument("--plots", choices=("matter", "all", "none"), default="matter")
     parser.add_argument("--no-site", action="store_true", help="do not write the web page")
@@ -912,6 +969,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     try:
         scores = read_score_files(args.scores, args.algorithm)
+        unknown = sorted(set(args.runs) - set(scores["run_number"]))
+        if unknown:
+            print(f"dqmflow: warning: --runs {unknown} are not in the score tables: not shown", file=sys.stderr)
         chunk = assess_histograms(scores, out / "plots", settings)
         figures = {k: out / "plots" / v for k, v in SUMMARY_FIGURES.items()} if args.plots != "none" else None
         verdicts = assess_dataset([chunk], {k: out / v for k, v in OUTPUTS.items()}, settings, figures=figures)

@@ -175,7 +175,8 @@ _SEARCH_JS = """
 
 
 _RUN_LABELS_NOTE = (
-    '<p class="note">Labels are per run (the datasets file\'s bad runs, as in AutoDQM_ML): every run '
+    '<p class="note">Labels are per run (the bad runs of the datasets file, as in AutoDQM_ML, or the '
+    "label column of a score table): every run "
     "labelled bad counts as a positive of every histogram, whatever broke in it. A histogram that "
     "sees only some kinds of anomaly therefore has a modest AUC and a high false-alarm rate at high "
     "efficiency even when it catches its own kind perfectly; compare algorithms on one histogram, "

@@ -12,6 +12,13 @@ from dqmflow.algorithms.base import (
     load_configs,
 )
 
+
+def trains_network(config_file: str) -> bool:
+    """Does the algorithm of this config file train a neural network? For batch profiles, which
+    size such jobs apart (``profiles/lxplus``); reads the YAML, never imports TensorFlow."""
+    return bool(load_config(config_file).cls.trains_network)
+
+
 __all__ = [
     "REGISTRY",
     "Algorithm",
@@ -20,4 +27,5 @@ __all__ = [
     "get_algorithm",
     "load_config",
     "load_configs",
+    "trains_network",
 ]

@@ -33,6 +33,8 @@ from dqmflow.preprocess import HistogramSet
 class DenseAutoencoder(ReconstructionAlgorithm):
     """Dense (fully connected) autoencoder on the flattened histogram."""
 
+    trains_network = True
+
     @dataclasses.dataclass(frozen=True)
     class Params(TrainingParams):
         n_hidden_layers: int = param(2, "dense layers in the encoder (and in the decoder)", minimum=0)

@@ -134,6 +134,8 @@ class _Configured(ABC):
     name: ClassVar[str] = ""
     #: What the reconstruction is, in words (for plot legends); a statistical test's is its reference.
     reconstruction_label: ClassVar[str] = "reconstruction"
+    #: Trains a neural network (TensorFlow): batch profiles give its jobs more memory, time or a GPU.
+    trains_network: ClassVar[bool] = False
     params: Any
 
     @dataclasses.dataclass(frozen=True)

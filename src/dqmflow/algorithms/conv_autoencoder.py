@@ -70,6 +70,8 @@ NETWORK_FILE = "network.npz"
 class ConvAutoencoder(ReconstructionAlgorithm):
     """Convolutional autoencoder (see the module docstring)."""
 
+    trains_network = True
+
     @dataclasses.dataclass(frozen=True)
     class Params(TrainingParams):
         kernel_1d: int = param(3, "kernel size of the Conv1D layers (1D histograms)", minimum=1)

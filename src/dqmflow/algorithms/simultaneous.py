@@ -120,6 +120,8 @@ def _scaled(data: HistogramSet) -> np.ndarray:
 class SimultaneousAutoencoder(MultiHistogramAlgorithm):
     """One dense autoencoder over a group of histograms (see the module docstring)."""
 
+    trains_network = True
+
     @dataclasses.dataclass(frozen=True)
     class Params(TrainingParams):
         n_hidden_layers: int = param(2, "dense layers per histogram in the encoder (and the decoder)", minimum=0)
