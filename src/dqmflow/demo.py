@@ -6,7 +6,7 @@ folders holding TH1F/TH2F histograms of the CSC offline monitor and the L1T EMTF
 hits, chi2, global phi/theta, track BX/eta/phi/pT, and 2D chamber occupancy, track occupancy and
 quality-vs-mode maps, with ROOT axis titles as in DQM (``#eta``-style Greek letters). Runs vary
 in luminosity (a few are short, low-statistics runs), drift slowly within a year and change
-between eras. About one run in eight carries a labelled anomaly of the kinds seen in DQM (dead
+between eras. About one run in six carries a labelled anomaly of the kinds seen in DQM (dead
 chamber, hot channel, timing shift, broadened resolution, missing sector, wrong normalisation of
 one region, mis-calibrated pT scale, empty histogram), touching one or several histograms;
 ``truth.csv`` lists every affected (run, histogram) with the anomaly kind.
@@ -462,7 +462,11 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m dqmflow.demo OUT [--config-dir DIR]``: write the demo (and its JSON configs)."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m dqmflow.demo",
+        description="Write the demo DQM GUI tree (DQMGUI_data/), its truth.csv and, with --config-dir, "
+        "matching contents and datasets JSON files.",
+    )
     parser.add_argument("out", help="folder to write DQMGUI_data/ and truth.csv into")
     parser.add_argument("--runs-per-year", type=int, default=DemoSpec.runs_per_year)
     parser.add_argument("--seed", type=int, default=DemoSpec.seed)
