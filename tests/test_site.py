@@ -483,7 +483,7 @@ def test_problems_missing_histograms_the_p_value_floor_and_absent_figures_are_ex
     gone = (pvalues["run_number"] == run) & (pvalues["histogram"] == HISTOGRAMS[0])
     pvalues.loc[gone, ["score", "p_value"]] = [np.nan, 1 / 62]  # missing from the run's file: the floor
     flagged = kwargs["verdicts"]["flagged"]
-    kwargs["verdicts"].loc[flagged, "p_value"] = 1 / 62  # both flagged runs beyond every reference run
+    kwargs["verdicts"].loc[flagged, "p_value"] = float(f"{1 / 62:.6g}")  # beyond every reference run, read from CSV
     problem = "only 8 reference runs: no run can be flagged at a false-alarm rate of 0.05 (needs at least 20)"
     never = f"histogram {HISTOGRAMS[1]!r} [autoencoder] has no score in any run (missing from every file?)"
     site = build_site(tmp_path / "site", **kwargs, problems=[problem, never]).parent

@@ -198,11 +198,12 @@ def _floor_note(p_values: pd.Series) -> str:
         return ""
     floor = float(p.min())
     at_floor = int(np.isclose(p, floor, rtol=1e-9, atol=0.0).sum())
-    if at_floor < 2 or floor <= 0 or abs(1 / floor - round(1 / floor)) > 1e-6:  # the floor is 1/n exactly
+    n = round(1 / floor) if floor > 0 else 0
+    if at_floor < 2 or n < 1 or abs(1 / floor - n) > 1e-4 * n:  # the floor is 1/n (as written in a CSV)
         return ""
     return (
         f'<p class="note">{at_floor} of these runs have the smallest p-value possible, {_fmt_p(floor)} = '
-        f"1/{round(1 / floor)}: it is measured against {round(1 / floor)} reference runs, and a run beyond "
+        f"1/{n}: it is measured against {n} reference runs, and a run beyond "
         "all of them cannot be more significant. Among them, the score (larger = more anomalous) "
         "orders the runs.</p>"
     )
