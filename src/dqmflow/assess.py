@@ -277,10 +277,11 @@ def read_score_files(paths: Sequence[str | Path], algorithm: str | None = None) 
     table = pd.concat(frames, ignore_index=True)
     where = " + ".join(str(p) for p in paths)
     if "label" in table.columns:
-        labels = table.groupby("run_number")["label"].unique()
-        mixed = labels[labels.map(len) > 1]
+        counts = table.groupby("run_number")["label"].nunique()
+        mixed = counts[counts > 1]
         if len(mixed):
-            run, values = int(mixed.index[0]), sorted(int(v) for v in mixed.iloc[0])
+            run = int(mixed.index[0])
+            values = sorted(int(v) for v in table.loc[table["run_number"] == run, "label"].unique())
             raise ScoreTableError(
                 f"{where}: run {run} has the labels {values} on different rows ({len(mixed)} runs like it): "
                 "a label is per run"
