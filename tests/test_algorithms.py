@@ -304,3 +304,22 @@ def test_chi2_top_n_is_the_ml4dqm_definition_and_a_hot_bin_dominates_it() -> Non
     top1 = reconstruction_loss(hot, flat, "chi2_top_n", 1, hot)
     np.testing.assert_allclose(top1[1], 0.3**2 / 0.55)
     assert top1[1] > 100 * top1[0]
+
+
+def test_chi2_pull_of_an_empty_bin_does_not_grow_with_the_reference_statistics() -> None:
+    """A Poisson-consistent empty tail bin (expected ~3 entries) adds about its expectation to the
+    sum of pulls squared, whether the reference is one run or the sum of 19 (AutoDQM's variance,
+    the data count, made it the reference count: 3 or 57)."""
+    from dqmflow.algorithms.base import build_params
+
+    chi2 = get_algorithm("chi2")
+    test = chi2(build_params(chi2, {}, "t"))
+    shape = np.array([300.0, 600.0, 300.0, 3.0])
+    data = np.array([[300.0, 600.0, 300.0, 0.0]])
+    one, nineteen = test.statistic(data, shape[None, :]), test.statistic(data, 19 * shape[None, :])
+    expected = 3.0 / 4  # the empty bin's pull squared, about its expectation, averaged over 4 bins
+    assert one[0] == pytest.approx(expected, rel=0.5) and nineteen[0] == pytest.approx(expected, rel=0.5)
+    assert nineteen[0] < 2 * one[0]
+    # a real excess still counts by the data's own variance
+    hot = np.array([[300.0, 600.0, 300.0, 40.0]])
+    assert test.statistic(hot, 19 * shape[None, :])[0] > 8  # (40 - 3)² / 40 over 4 bins

@@ -315,3 +315,19 @@ def test_a_chunk_whose_histograms_no_file_has_is_assessed_without_a_reference(rn
     verdicts = run_verdicts(pd.concat([table, typo], ignore_index=True))
     assert any("CSCC//Run summary/h" in problem and "no score in any run" in problem for problem in verdicts.problems)
     assert verdicts.table["flagged"].any()
+
+
+def test_the_end_of_run_summary_repeats_the_verdicts_problems_with_what_to_do(
+    tmp_path, rng: np.random.Generator
+) -> None:
+    """Too few calibration runs to flag anything: said in problems.txt and again at the end of the run."""
+    from dqmflow.assess import OUTPUTS, assess_dataset, assess_histograms
+    from dqmflow.runsummary import summarize
+
+    table, _ = dqm_scores(rng, n_runs=40, algorithms=("pca",))
+    out = tmp_path / "results" / "PD" / "summary"
+    verdicts = assess_dataset([assess_histograms(table, None)], {k: out / v for k, v in OUTPUTS.items()})
+    assert not verdicts.table["flagged"].any()
+    lines = "\n".join(summarize(tmp_path, ["PD"]))
+    assert "PROBLEM: only " in lines and "reference runs: no run can be flagged" in lines
+    assert "raise preprocessing.calibration_fraction" in lines

@@ -122,6 +122,9 @@ def summarize(workdir: str | Path, primary_datasets: Sequence[str], empty: Itera
         if verdicts.exists():
             flagged = int(pd.read_csv(verdicts, usecols=["flagged"])["flagged"].astype(bool).sum())
             body.append(f"{flagged} runs flagged: {verdicts}")
+        problems = pd_dir / "summary" / "problems.txt"
+        if problems.exists():
+            body += [f"PROBLEM: {line}" for line in problems.read_text(encoding="utf-8").splitlines() if line]
         if site.exists():
             body.append(f"web page: {site}")
         lines.append(f"  {pd_name}:")

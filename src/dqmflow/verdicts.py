@@ -474,7 +474,8 @@ def run_verdicts(
     if n_runs_ref and false_alarm_rate < 1.0 / n_runs_ref:
         problems.append(
             f"only {n_runs_ref} reference runs: no run can be flagged at a false-alarm rate of "
-            f"{false_alarm_rate:g} (needs at least {int(np.ceil(1 / false_alarm_rate))})"
+            f"{false_alarm_rate:g} (needs at least {int(np.ceil(1 / false_alarm_rate))}): add runs, raise "
+            "preprocessing.calibration_fraction, or raise assessment.false_alarm_rate"
         )
     n_histograms = max(int(pv["histogram"].nunique()), 1)  # as the assessment counts them for figures
     # the false-alarm rate holds for runs like the reference runs: never for short ones

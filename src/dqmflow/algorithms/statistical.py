@@ -139,14 +139,21 @@ class KolmogorovSmirnov(ReferenceTest):
 
 @register("chi2")
 class Chi2(ReferenceTest):
-    """Mean squared pull between data and scaled reference over non-empty bins (AutoDQM)."""
+    """Mean squared pull between data and scaled reference over non-empty bins (AutoDQM).
+
+    The pull is ``(d - s r) / sqrt(max(d, s r) + s^2 r)``: AutoDQM's data variance ``d`` (Neyman's)
+    is zero in an empty bin, where the pull squared would be the reference count ``r`` itself,
+    growing with the reference's statistics (a reference summed over 19 runs made one empty tail
+    bin worth a pull of 14). Where the data count is below its expectation ``s r``, the
+    expectation is its variance (Pearson's), as Poisson counts have; above it, the data count.
+    """
 
     def statistic(self, counts: np.ndarray, refs: np.ndarray) -> np.ndarray:
         d = counts.reshape(len(counts), -1)
         r = refs.reshape(len(refs), -1)
         nd, nr = d.sum(axis=1, keepdims=True), r.sum(axis=1, keepdims=True)
         s = np.divide(nd, nr, out=np.zeros_like(nd), where=nr > 0)
-        var = d + s**2 * r
+        var = np.maximum(d, s * r) + s**2 * r
         filled = var > 0
         pull2 = np.divide((d - s * r) ** 2, var, out=np.zeros_like(d), where=filled)
         n = filled.sum(axis=1)
