@@ -35,8 +35,8 @@ Combiners (scores: larger = more anomalous)
     otherwise the terms of histograms that agree with the reference (p near 1, tan -> -inf)
     cancel the evidence of the one that does not. It is the default: measured on the demo truth
     (227 runs no model trained on, 55 anomalous; 62 calibration runs; 15 histograms x 6
-    algorithm configs), its run-level AUC is 0.975, Fisher 0.977, min-p 0.976, harmonic mean
-    0.974, n_flags 0.960, Stouffer 0.954, one algorithm alone 0.875-0.979 (an earlier
+    algorithm configs), its run-level AUC is 0.976, Fisher 0.977, min-p 0.976, harmonic mean
+    0.975, n_flags 0.961, Stouffer 0.966, one algorithm alone 0.921-0.982 (an earlier
     measurement with 5 algorithms: untruncated Cauchy 0.60).
     ``harmonic_mean``: the weighted harmonic mean p-value (D. J. Wilson, *PNAS* 116 (2019) 1195).
     ``fisher`` (R. A. Fisher, 1932) and ``stouffer`` (``scipy.stats.combine_pvalues``) assume
