@@ -331,3 +331,14 @@ def test_the_end_of_run_summary_repeats_the_verdicts_problems_with_what_to_do(
     lines = "\n".join(summarize(tmp_path, ["PD"]))
     assert "PROBLEM: only " in lines and "reference runs: no run can be flagged" in lines
     assert "raise preprocessing.calibration_fraction" in lines
+
+
+def test_a_few_close_tail_points_do_not_make_noise_just_beyond_the_reference_extreme() -> None:
+    """17 calibration runs whose largest scores sit close together (a DT histogram): a score 30%
+    beyond them stays a modest p-value, far above that of a score 170 times beyond."""
+    reference = np.r_[np.linspace(0.6, 2.6, 13), 2.94, 2.95, 2.96, 3.15]
+    scores = np.r_[reference, 1.3 * 3.15, 170 * 3.15]
+    _, graded, n = empirical_pvalues(scores, np.r_[np.ones(17, bool), False, False])
+    assert n == 17
+    assert graded[17] > 1e-3, "noise just beyond the reference"
+    assert graded[18] < graded[17] / 1e3
