@@ -245,7 +245,7 @@ def read_score_files(paths: Sequence[str | Path], algorithm: str | None = None) 
             raise ScoreTableError(f"{path}: one column named {head!r}...: separate with ',', not ';'")
         no_algorithm = {"histogram", "score"} <= set(frame.columns) and "algorithm" not in frame.columns
         if {"histogram", "score"} <= set(frame.columns):
-            if "algorithm" not in frame.columns:
+            if no_algorithm:
                 frame = frame.assign(algorithm=algorithm or path.stem)
                 log.info("%s: no 'algorithm' column: every row is algorithm %r", path, algorithm or path.stem)
             unnamed = frame["histogram"].isna() | (frame["histogram"].astype(str).str.strip() == "")

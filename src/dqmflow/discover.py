@@ -262,12 +262,13 @@ def select(catalog: Iterable[DqmFile], datasets: Datasets) -> Selection:
     matching: set[int] = set()  # years with a file that passes the productions and eras
     for item in catalog:
         sel = years.get(item.year)
-        if sel is not None:
-            found[item.year][f"{item.era}-{item.processing}"] += 1
-            if sel.matches_file(item.era, item.name):
-                matching.add(item.year)
-        if sel is not None and sel.accepts(item.run, item.era, item.name):
-            by_run.setdefault(item.run, []).append(item)
+        if sel is None:
+            continue
+        found[item.year][f"{item.era}-{item.processing}"] += 1
+        if sel.matches_file(item.era, item.name):  # what accepts() checks, the runs apart
+            matching.add(item.year)
+            if sel.lists_run(item.run):
+                by_run.setdefault(item.run, []).append(item)
     chosen: dict[int, DqmFile] = {}
     duplicates: list[tuple[DqmFile, DqmFile]] = []
     for run, candidates in sorted(by_run.items()):

@@ -131,11 +131,15 @@ class YearSelection:
         AutoDQM_ML's rules: a production matches when it is a substring of the file name
         (``""`` matches everything); an era matches exactly; runs match exactly.
         """
-        return self.matches_file(era, file_name) and (not self.runs or run in self.run_set)
+        return self.matches_file(era, file_name) and self.lists_run(run)
 
     def matches_file(self, era: str, file_name: str) -> bool:
         """Do the productions and eras (not the runs) accept the file ``file_name`` of era ``era``?"""
         return any(prod in file_name for prod in self.productions) and (not self.eras or era in self.eras)
+
+    def lists_run(self, run: int) -> bool:
+        """Does the selection take ``run`` (every run when no ``runs`` are listed)?"""
+        return not self.runs or run in self.run_set
 
     def preference(self, file_name: str) -> int:
         """Position in ``productions`` of the first production that ``file_name`` matches (the

@@ -190,6 +190,12 @@ _NO_FIGURE = (
 )
 
 
+def _problems_box(problems: Sequence[str], attributes: str = "") -> str:
+    """The highlighted list of the verdicts' problems (front page, or those naming a histogram)."""
+    items = "".join(f"<li>{_e(problem)}</li>" for problem in problems)
+    return f'<div class="problems" {attributes}><h2>Problems</h2><ul>{items}</ul></div>'
+
+
 def _floor_note(p_values: pd.Series) -> str:
     """A note when several flagged runs share the smallest run p-value: with n reference runs no
     run p-value goes below 1/n, and the score orders the runs beyond it."""
@@ -688,8 +694,7 @@ class _Site:
             f"{len(self.histograms)} histograms, {n_algorithms} algorithms.</p>",
         ]
         if self.problems:
-            items = "".join(f"<li>{_e(problem)}</li>" for problem in self.problems)
-            parts.append(f'<div class="problems" id="problems"><h2>Problems</h2><ul>{items}</ul></div>')
+            parts.append(_problems_box(self.problems, 'id="problems"'))
         parts.append('<h2 id="flagged-runs">Flagged runs</h2>')
         if len(flagged):
             parts.append(
@@ -913,8 +918,7 @@ class _Site:
         parts = [f"<h1>{_e(name)}</h1>"]
         mine = [problem for problem in self.problems if repr(name) in problem]
         if mine:
-            items = "".join(f"<li>{_e(problem)}</li>" for problem in mine)
-            parts.append(f'<div class="problems"><h2>Problems</h2><ul>{items}</ul></div>')
+            parts.append(_problems_box(mine))
         parts.append("<h2>Metrics per algorithm</h2>")
         metrics = self.metrics.get(name)
         if metrics:

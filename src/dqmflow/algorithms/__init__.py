@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from dqmflow.algorithms.base import (
     REGISTRY,
     Algorithm,
@@ -13,9 +15,11 @@ from dqmflow.algorithms.base import (
 )
 
 
+@functools.cache
 def trains_network(config_file: str) -> bool:
     """Does the algorithm of this config file train a neural network? For batch profiles, which
-    size such jobs apart (``profiles/lxplus``); reads the YAML, never imports TensorFlow."""
+    size such jobs apart (``profiles/lxplus``, which asks up to four times per job: read once per
+    file and process); reads the YAML, never imports TensorFlow."""
     return bool(load_config(config_file).cls.trains_network)
 
 
