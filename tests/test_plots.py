@@ -429,3 +429,28 @@ def test_bootstrap_bands_are_those_of_one_resample_at_a_time() -> None:
         one_auc, one_curve = metrics._auc_and_curve(row, labels)
         assert auc == one_auc
         np.testing.assert_array_equal(curve, one_curve)
+
+
+@pytest.mark.parametrize(
+    ("root", "expected"),
+    [
+        ("#chi^{2}/ndof", r"χ$^{\mathrm{2}}$/ndof"),
+        ("p_{T} [GeV]", r"p$_{\mathrm{T}}$ [GeV]"),
+        ("E_{T}^{miss} [GeV]", r"E$_{\mathrm{T}}^{\mathrm{miss}}$ [GeV]"),
+        ("#Delta#phi", "Δφ"),
+        ("#eta (#it{global})", "η (global)"),
+        ("#sqrt{p_{T}}", r"√(p$_{\mathrm{T}}$)"),
+        ("cost $5", r"cost \$5"),
+        ("Occupancy", "Occupancy"),
+    ],
+)
+def test_root_axis_titles_become_matplotlib_text(root: str, expected: str) -> None:
+    """ROOT's TLatex (as DQM histograms' axis titles use it) shows as letters, superscripts and
+    subscripts on the figures, not as '#chi^{2}'; every converted title renders."""
+    from dqmflow.assess import root_text
+
+    assert root_text(root) == expected
+    fig = plt.figure()
+    fig.text(0.1, 0.5, root_text(root))
+    fig.canvas.draw()  # mathtext raises on a malformed expression
+    plt.close(fig)

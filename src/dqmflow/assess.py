@@ -652,19 +652,57 @@ def _histogram_figures(
 
 
 _GREEK = {
-    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "Delta": "Δ", "epsilon": "ε", "eta": "η",
-    "theta": "θ", "phi": "φ", "Phi": "Φ", "mu": "μ", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ",
-    "chi": "χ", "omega": "ω", "lambda": "λ",
+    "alpha": "α", "beta": "β", "gamma": "γ", "Gamma": "Γ", "delta": "δ", "Delta": "Δ", "epsilon": "ε",
+    "varepsilon": "ε", "zeta": "ζ", "eta": "η", "theta": "θ", "Theta": "Θ", "kappa": "κ", "lambda": "λ",
+    "Lambda": "Λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "Pi": "Π", "rho": "ρ", "sigma": "σ",
+    "Sigma": "Σ", "tau": "τ", "phi": "φ", "varphi": "φ", "Phi": "Φ", "chi": "χ", "psi": "ψ", "Psi": "Ψ",
+    "omega": "ω", "Omega": "Ω", "pm": "±", "mp": "∓", "times": "×", "circ": "°", "deg": "°",
+    "sqrt": "√", "infty": "∞", "leq": "≤", "geq": "≥", "neq": "≠", "approx": "≈", "sim": "~",
+    "rightarrow": "→", "leftarrow": "←", "cdot": "·", "ell": "ℓ", "partial": "∂", "sum": "Σ",
 }  # fmt: skip
-_ROOT_GREEK = re.compile(r"#(" + "|".join(sorted(_GREEK, key=len, reverse=True)) + r")\b")
+_ROOT_SYMBOL = re.compile(r"#(" + "|".join(sorted(_GREEK, key=len, reverse=True)) + r")(?![A-Za-z])")
+_ROOT_STYLE = re.compile(r"#(?:it|bf|rm|mathrm|bar|hat|tilde|vec|dot|font\[\d*\]|color\[\d*\])\{([^{}]*)\}")
+_ROOT_SCRIPT = re.compile(r"([_^])\{([^{}]*)\}")
+
+
+def root_text(title: str) -> str:
+    """A ROOT title (TLatex: ``#chi^{2}/ndof``, ``p_{T} [GeV]``, ``#Delta#phi``) as matplotlib
+    text: symbols as Unicode letters, ``^{...}``/``_{...}`` as mathtext super- and subscripts,
+    styles (``#it{}``, ``#bf{}``, ...) dropped, a literal ``$`` escaped."""
+    text = title.replace("$", r"\$")
+    text = _root_sqrt(text)
+    text = _ROOT_SYMBOL.sub(lambda m: _GREEK[m.group(1)], text)
+    for _ in range(3):  # nested styles
+        text = _ROOT_STYLE.sub(r"\1", text)
+    text = _ROOT_SCRIPT.sub(lambda m: f"${m.group(1)}{{{_math_plain(m.group(2))}}}$", text)
+    return text.replace("$$", "")  # adjacent scripts (E_{T}^{miss}) form one math run
+
+
+def _root_sqrt(text: str) -> str:
+    """``#sqrt{x}`` as ``√x``, ``#sqrt{p_{T}}`` as ``√(p_{T})`` (braces matched)."""
+    while (start := text.find("#sqrt{")) >= 0:
+        depth, end = 0, len(text)
+        for i in range(start + 5, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                end = i
+                break
+        inner = text[start + 6 : end]
+        text = text[:start] + "√" + (inner if len(inner) == 1 else f"({inner})") + text[end + 1 :]
+    return text
+
+
+def _math_plain(text: str) -> str:
+    """``text`` set upright inside mathtext (spaces kept; mathtext's specials escaped)."""
+    escaped = re.sub(r"([#%&{}])", r"\\\1", text).replace(" ", r"\ ")
+    return rf"\mathrm{{{escaped}}}" if escaped else ""
 
 
 def _axis_title(meta: Mapping[str, Any], axis: int) -> str:
-    """The ROOT axis title stored with the reconstructions ("" when unknown), with ROOT's
-    ``#eta``-style Greek letters written as letters."""
+    """The ROOT axis title stored with the reconstructions ("" when unknown), as matplotlib text
+    (:func:`root_text`)."""
     titles = meta.get("axis_titles") or []
-    title = str(titles[axis]) if axis < len(titles) else ""
-    return _ROOT_GREEK.sub(lambda m: _GREEK[m.group(1)], title)
+    return root_text(str(titles[axis])) if axis < len(titles) else ""
 
 
 CHUNK_FILES = {
