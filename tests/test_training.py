@@ -38,3 +38,42 @@ def test_params_preprocessing_and_histograms_count() -> None:
     assert key(preprocessing={**PREP, "min_entries": 20000}) != base
     assert key(columns=COLUMNS[:1]) != base
     assert key(pool=[*RUNS, 400001]) == base, "a pool run that is no longer selected is left out"
+
+
+def test_editing_an_algorithms_code_changes_its_digest_and_the_key(tmp_path, monkeypatch) -> None:
+    """A user developing an algorithm edits its module: its models must retrain (the training key
+    holds the digest of the algorithm's source and of the helpers it uses), other algorithms not."""
+    import importlib.util
+    import sys
+
+    from dqmflow.algorithms import load_config
+    from dqmflow.algorithms.base import algorithm_code_digest
+
+    helper = tmp_path / "helper.py"
+    helper.write_text("def shape(x):\n    return x\n")
+    module = tmp_path / "mine.py"
+    module.write_text(
+        "from dqmflow.algorithms.base import Algorithm\n"
+        "from dqmflow.algorithms._digest_helper import shape\n"
+        "class Mine(Algorithm):\n    pass\n"
+    )
+
+    def load(name: str, path):
+        spec = importlib.util.spec_from_file_location(name, path)
+        loaded = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, loaded)
+        spec.loader.exec_module(loaded)
+        return loaded
+
+    load("dqmflow.algorithms._digest_helper", helper)
+    cls = load("dqmflow.algorithms._digest_mine", module).Mine
+    pca = load_config("config/algorithms/pca_2.yaml")
+    before, pca_before = algorithm_code_digest(cls), pca.code_digest()
+    module.write_text(module.read_text() + "# tuned\n")
+    after = algorithm_code_digest(cls)
+    assert after != before, "an edit of the algorithm's module"
+    helper.write_text("def shape(x):\n    return 2 * x\n")
+    assert algorithm_code_digest(cls) != after, "an edit of a helper it uses"
+    assert pca.code_digest() == pca_before, "other algorithms keep their models"
+    base = training_key(RUNS, {}, {}, algorithm=ALGO, preprocessing=PREP, columns=COLUMNS, code=before)
+    assert training_key(RUNS, {}, {}, algorithm=ALGO, preprocessing=PREP, columns=COLUMNS, code=after) != base

@@ -146,9 +146,16 @@ def training_pool(
     labels = dict(zip(current, (int(v) for v in table["label"]), strict=True))
     previous, _ = read_training_record(record)
     candidates = [current] if previous is None else [[r for r in previous if r in signatures], current]
+    code = config.code_digest()
     for pool in candidates:
         found = training_key(
-            pool, signatures, labels, algorithm=config.as_dict(), preprocessing=asdict(prep), columns=columns
+            pool,
+            signatures,
+            labels,
+            algorithm=config.as_dict(),
+            preprocessing=asdict(prep),
+            columns=columns,
+            code=code,
         )
         if found == key:
             return pool

@@ -296,8 +296,15 @@ class Plan:
             algorithm=self.algorithms[tag].as_dict(),
             preprocessing=self.preprocessing,
             columns=chunk.columns,
+            code=self._code_digest(tag),
             candidates=self._memo[memo][1],
         )
+
+    def _code_digest(self, tag: str) -> str:
+        memo = ("code", tag)
+        if memo not in self._memo:
+            self._memo[memo] = self.algorithms[tag].code_digest()
+        return str(self._memo[memo])
 
     @property
     def is_demo(self) -> bool:

@@ -1,6 +1,6 @@
 """When a chunk's models must be retrained: the training key.
 
-A model depends on its params, on how runs are cut (preprocessing), on its histograms, and on its
+A model depends on its params and code, on how runs are cut (preprocessing), on its histograms, and on its
 training candidates: the runs of its *pool* that the hash split puts in ``train`` and that are
 not labelled bad, each with the signature of its file (path, size, mtime). The pool is the runs
 that existed when the chunk was trained; runs added later are not candidates until the user asks
@@ -49,12 +49,16 @@ def training_key(
     algorithm: Mapping[str, Any],
     preprocessing: Mapping[str, Any],
     columns: Sequence[str],
+    code: str = "",
     candidates: str | None = None,
 ) -> str:
-    """The key of a chunk trained among the runs of ``pool`` (``candidates``: their digest, if
+    """The key of a chunk trained among the runs of ``pool`` (``code``: the digest of the
+    algorithm's source, :meth:`AlgorithmConfig.code_digest`; ``candidates``: the runs' digest, if
     already computed by :func:`candidates_digest`)."""
     config = json.dumps(
-        {"algorithm": algorithm, "preprocessing": preprocessing, "columns": list(columns)}, sort_keys=True, default=str
+        {"algorithm": algorithm, "preprocessing": preprocessing, "columns": list(columns), "code": code},
+        sort_keys=True,
+        default=str,
     )
     digest = candidates if candidates is not None else candidates_digest(pool, signatures, labels, preprocessing)
     return hashlib.sha1(f"{config}\n{digest}".encode()).hexdigest()[:20]

@@ -416,11 +416,40 @@ class AlgorithmConfig:
             return Ensemble(members, self.seeds)
         return self._load_one(directories, self.params)
 
+    def code_digest(self) -> str:
+        """Digest of the code its models come from (:func:`algorithm_code_digest`; with seeds, the
+        ensemble's too): part of the training key, so editing an algorithm retrains its models."""
+        digest = algorithm_code_digest(self.cls)
+        if self.seeds:
+            from dqmflow.algorithms import ensemble
+
+            digest = hashlib.sha1(f"{digest}|{_file_digest(ensemble.__file__)}".encode()).hexdigest()
+        return digest
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tag": self.tag, "algorithm": self.algorithm, "params": dataclasses.asdict(self.params)}
         if self.seeds:
             out["seeds"] = list(self.seeds)
         return out
+
+
+def algorithm_code_digest(cls: type) -> str:
+    """Digest of the source files an algorithm class is made of: the dqmflow modules of the
+    classes it derives from, and the ``dqmflow.algorithms`` modules whose functions or classes
+    those modules use (e.g. a network builder in a helper module). Editing any of them, even a
+    comment, gives another digest, as Snakemake's ``code`` trigger does for a rule's script."""
+    modules = {c.__module__ for c in cls.__mro__ if c.__module__.startswith("dqmflow.")}
+    for name in list(modules):
+        for value in vars(importlib.import_module(name)).values():
+            owner = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            if isinstance(owner, str) and owner.startswith("dqmflow.algorithms."):
+                modules.add(owner)
+    files = (str(importlib.import_module(name).__file__) for name in sorted(modules))
+    return hashlib.sha1("|".join(_file_digest(f) for f in files).encode()).hexdigest()
+
+
+def _file_digest(path: str | Path) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any], where: str) -> Any:
