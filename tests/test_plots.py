@@ -454,3 +454,21 @@ def test_root_axis_titles_become_matplotlib_text(root: str, expected: str) -> No
     fig.text(0.1, 0.5, root_text(root))
     fig.canvas.draw()  # mathtext raises on a malformed expression
     plt.close(fig)
+
+
+def test_reconstruction_figures_draw_axis_titles_as_mathtext(tmp_path: Path) -> None:
+    """The titles reach the axes as given (not escaped back to '$_{...}$' as literal text)."""
+    from dqmflow.assess import root_text
+
+    xlabel, ylabel = root_text("p_{T} [GeV]"), root_text("#phi(E_{T}^{miss})")
+    for shape in ((2, 10), (2, 6, 5)):
+        originals = np.random.default_rng(0).random(shape)
+        edges = [np.arange(n + 1.0) for n in shape[1:]]
+        path = tmp_path / f"{len(shape)}.png"
+        plots.plot_reconstructions(originals, originals, edges, [1, 2], [1.0, 2.0], TITLE, path, xlabel=xlabel,
+                                   ylabel=ylabel)  # fmt: skip
+        fig = next(f for f, _ in reversed(list(plots._REUSED.values())))
+        shown = {ax.get_xlabel() for ax in fig.axes} | {ax.get_ylabel() for ax in fig.axes}
+        assert xlabel in shown and "$" in xlabel and r"\$" not in "".join(shown)
+        if len(shape) == 3:
+            assert ylabel in shown

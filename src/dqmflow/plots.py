@@ -993,7 +993,9 @@ def plot_reconstructions(
       says "empty".
 
     ``edges`` are the bin edges per axis (bin indices are used if they do not match the shape);
-    ``xlabel``/``ylabel`` name the axes (default "x"/"y"). No run gives a small "no run to show"
+    ``xlabel``/``ylabel`` name the axes (default "x"/"y"), as matplotlib text: mathtext between
+    ``$`` signs, a literal ``$`` written ``\\$`` (:func:`dqmflow.assess.root_text` makes them
+    from ROOT's titles). No run gives a small "no run to show"
     figure. Raises ``ValueError`` if the array shapes do not match the runs.
     """
     n = len(runs)
@@ -1062,7 +1064,7 @@ def _reconstructions_1d(
         return fig, axes
 
     fig, axes = _kept_figure(("reco_1d", n, reco is not None, width, height, hgap), build)
-    x_text, y_text = _escape(xlabel or "x"), _escape(ylabel or "fraction of entries")
+    x_text, y_text = xlabel or "x", ylabel or "fraction of entries"
     for i in range(n):
         if reco is not None:
             ax, res = axes[2 * i], axes[2 * i + 1]
@@ -1122,7 +1124,7 @@ def _reconstructions_2d(
     width = 2.5 if reco is not None else 4.6
     fig, axes = _reused_axes("reco_2d", n, ncols, width=width, height=2.2, wgap=1.5, hgap=0.55 + title_space)
     reco_text = _escape(reco_label)
-    x_text, y_text = _escape(xlabel or "x"), _escape(ylabel or "y")
+    x_text, y_text = xlabel or "x", ylabel or "y"
     for i in range(n):
         maps = [orig[i]] if reco is None else [orig[i], reco[i]]
         top = _finite_max(*maps)
