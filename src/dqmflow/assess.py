@@ -463,7 +463,7 @@ def assess_histograms(
         cache.close()
         log.info("figures: %d drawn, %d unchanged (copied from the cache)", cache.drawn, cache.hits)
     metrics = pd.DataFrame(metric_rows)
-    keep = ["run_number", "histogram", "algorithm", "score", "p_value", "p_graded", "n_reference"]
+    keep = ["run_number", "histogram", "algorithm", "score", "p_value", "p_graded", "n_reference", "reference_outlier"]
     return ChunkAssessment(
         metrics=metrics,
         false_alarm=pd.concat(far_frames, ignore_index=True) if far_frames else pd.DataFrame(),
