@@ -323,3 +323,21 @@ def test_chi2_pull_of_an_empty_bin_does_not_grow_with_the_reference_statistics()
     # a real excess still counts by the data's own variance
     hot = np.array([[300.0, 600.0, 300.0, 40.0]])
     assert test.statistic(hot, 19 * shape[None, :])[0] > 8  # (40 - 3)² / 40 over 4 bins
+
+
+def test_a_module_that_fails_to_import_does_not_hide_the_unknown_name(tmp_path: Path, monkeypatch) -> None:
+    """An algorithm module being written (its import fails) leaves the others usable, and a
+    typo in a config's algorithm name still says "unknown algorithm", naming the broken module."""
+    import dqmflow.algorithms as package
+    from dqmflow.algorithms import base
+
+    (tmp_path / "zz_wip.py").write_text("import not_a_module_xyz  # noqa\n")
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    monkeypatch.setattr(base, "_BROKEN", {})
+    with pytest.raises(ConfigError, match=r"unknown algorithm 'pca_typo'; known: .*pca") as info:
+        get_algorithm("pca_typo")
+    assert (
+        "dqmflow.algorithms.zz_wip failed to import (ModuleNotFoundError: No module named 'not_a_module_xyz')"
+        in str(info.value)
+    )
+    assert get_algorithm("pca").name == "pca"

@@ -130,6 +130,58 @@ def test_a_real_bug_in_an_algorithm_fails_the_job_naming_the_histogram(
     assert any(PHI.column in note for note in getattr(info.value, "__notes__", []))
 
 
+def _scalar(self, data):
+    return np.asarray(1.0)
+
+
+def _some_nan(self, data):
+    scores = np.ones(len(data))
+    scores[::3] = np.nan
+    return scores
+
+
+def _short_reco(self, data):
+    return np.ones((len(data), data.counts[0].size - 1)) / (data.counts[0].size - 1)
+
+
+@pytest.mark.parametrize(
+    ("config", "method", "broken", "message"),
+    [
+        ("pca_2", "score", _scalar, "must return one score per run"),
+        ("pca_2", "score", _some_nan, "gave NaN scores to"),
+        ("chi2", "reconstruct", _short_reco, "the reconstructions of histogram"),
+    ],
+)
+def test_an_algorithm_breaking_the_contract_fails_naming_histogram_and_config(
+    demo_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str, method: str, broken, message: str
+) -> None:
+    """A scalar score (numpy would broadcast it to every run), NaN scores for runs that have the
+    histogram (they would drop out of every figure of merit unnoticed) and reconstructions of the
+    wrong shape (the figures would fail later, elsewhere) stop the score job where they happen."""
+    algorithm = load_config(REPO / "config" / "algorithms" / f"{config}.yaml")
+    monkeypatch.setattr(algorithm.cls, method, broken)
+    with pytest.raises(ValueError, match=message) as info:
+        train_and_score(demo_store, tmp_path, [PHI], config, Preprocessing())
+    said = " ".join([str(info.value), *getattr(info.value, "__notes__", [])])
+    assert PHI.column in said and (algorithm.tag in said or algorithm.algorithm in said)
+
+
+def test_a_score_block_whose_parts_do_not_fit_is_refused() -> None:
+    from dqmflow.algorithms.base import ScoreBlock
+
+    ok = np.zeros((4, 2))
+    ScoreBlock(["a", "b"], ok, ok, ok, np.zeros((4, 2, 3)), (1, 2, 3))
+    for kwargs, message in [
+        ({"score": np.zeros((4, 3))}, "runs x 2 columns"),
+        ({"score_lo": ok}, "both score_lo and score_hi"),
+        ({"score_lo": ok, "score_hi": np.zeros((3, 2))}, "score_hi must have"),
+        ({"seed_scores": np.zeros((4, 2, 3))}, "together with their seeds"),
+        ({"seed_scores": np.zeros((4, 2, 2)), "seeds": (1, 2, 3)}, "runs x columns x seeds"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ScoreBlock(["a", "b"], **{"score": ok, **kwargs})
+
+
 def test_model_jobs_import_neither_the_fetch_layer_nor_tensorflow() -> None:
     import subprocess
     import sys

@@ -219,6 +219,7 @@ def score_chunk(
         rows = np.flatnonzero(~reuse)
         scored = np.flatnonzero(np.isin(batch.runs, todo))  # the batch's rows of those runs, in order
         block = model.score(batch)
+        _check_block(block, batch, config.tag, trained, scored)
         position = {c: j for j, c in enumerate(block.columns)}
         fresh_extras = _fresh_extras(block, model.latent(batch), position, len(batch.runs))
         for name in fresh_extras:
@@ -257,13 +258,43 @@ def score_chunk(
     cached_recos = _read_reco_cache(cache, identity, runs[reuse]) if previous is not None else {}
     recos = _write_reconstructions(
         run_table, table, storage, columns, scores, splits, model, trained, reco_files, prep, frozen,
-        n_reconstructed, reco_runs, batch, todo, cached_recos,
+        n_reconstructed, reco_runs, batch, todo, cached_recos, config.tag,
     )  # fmt: skip
     if cache is not None:
         _write_score_cache(cache, identity, table, columns, scores, extras)
         _write_reco_cache(cache, identity, recos)
     out = pa.concat_tables(tables) if tables else empty_score_table()
     return ChunkScores(out, len(todo) if model is not None else 0)
+
+
+def _check_block(block: ScoreBlock, batch: Batch, tag: str, trained: Sequence[str], scored: np.ndarray) -> None:
+    """The contract of a scored batch: one row per run of the batch, the columns asked for, and a
+    score for every run to score (rows ``scored``; the others were read as references) that has
+    the histogram (NaN only where it is missing: a NaN would drop
+    the run from every figure of merit and verdict unnoticed; +inf says "as anomalous as it
+    gets"). Raises ``ValueError`` naming the algorithm config and the histogram."""
+    n_runs = len(batch.runs)
+    if block.score.shape[0] != n_runs:
+        raise ValueError(f"algorithm config {tag!r}: its score block has {block.score.shape[0]} rows for {n_runs} runs")
+    unknown = sorted(set(block.columns) - set(batch.columns))
+    if unknown:
+        raise ValueError(f"algorithm config {tag!r} scored histograms it was not given: {unknown}")
+    position = {c: j for j, c in enumerate(block.columns)}
+    for column in trained:
+        data = batch.histograms.get(column)
+        if data is None:
+            continue
+        if column not in position:
+            raise ValueError(f"algorithm config {tag!r} gave no score for histogram {column!r} (its model is trained)")
+        present = (data.split != "missing") & np.isin(np.arange(n_runs), scored)
+        nan = present & np.isnan(block.score[:, position[column]])
+        if nan.any():
+            examples = ", ".join(str(int(r)) for r in batch.runs[nan][:5])
+            raise ValueError(
+                f"algorithm config {tag!r} gave NaN scores to {int(nan.sum())} of {int(present.sum())} runs of "
+                f"histogram {column!r} (e.g. run {examples}): an algorithm scores every run that has the "
+                "histogram (+inf for an unusable one)"
+            )
 
 
 @dataclass(frozen=True)
@@ -498,6 +529,7 @@ def _write_reconstructions(
     batch: Batch | None,
     batch_scored: np.ndarray,
     cached: Mapping[tuple[str, int], Reco],
+    tag: str,
 ) -> dict[tuple[str, int], Reco]:
     """float32 originals (unit area) and reconstructions of each histogram's top runs outside the
     training split and of ``reco_runs``. They come from ``cached``, from the runs just scored
@@ -540,6 +572,13 @@ def _write_reconstructions(
             recos = None
             if model is not None and column in trained:
                 recos = model.reconstruct(source, source.runs[present], [column]).get(column)
+                expected = data.counts[present].shape
+                got = np.shape(recos) if recos is not None else expected
+                if got[:1] != expected[:1] or int(np.prod(got[1:])) != int(np.prod(expected[1:])):
+                    raise ValueError(
+                        f"algorithm config {tag!r}: the reconstructions of histogram {column!r} have shape {got}, "
+                        f"not the runs' histograms' {expected} (runs x bins)"
+                    )
             originals = normalise(data.counts[present]).astype(np.float32)
             for i, run in enumerate(source.runs[present]):
                 reco = None if recos is None else np.asarray(recos[i], np.float32).reshape(-1)

@@ -94,6 +94,10 @@ def register(name: str) -> typing.Callable[[AlgorithmClass], AlgorithmClass]:
     return wrap
 
 
+#: Algorithm modules that failed to import (module name -> error), named when a name is unknown.
+_BROKEN: dict[str, str] = {}
+
+
 def _discover(name: str) -> None:
     """Import the algorithm modules of this package until ``name`` is registered: first the
     modules whose source registers it (``@register("name")``), so that a job imports only the
@@ -112,7 +116,15 @@ def _discover(name: str) -> None:
             return False
 
     for module in sorted(modules, key=lambda m: not registers(m)):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+        if module.name in _BROKEN:
+            continue
+        try:
+            importlib.import_module(f"{package.__name__}.{module.name}")
+        except Exception as err:  # a module being written must not hide every other algorithm
+            if name and registers(module):
+                err.add_note(f"while importing dqmflow.algorithms.{module.name}, which registers algorithm {name!r}")
+                raise
+            _BROKEN[module.name] = f"{type(err).__name__}: {err}"
         if name in REGISTRY:
             return
 
@@ -125,7 +137,8 @@ def get_algorithm(name: str) -> type[Algorithm] | type[MultiHistogramAlgorithm]:
         return REGISTRY[name]
     except KeyError:
         _discover("")  # every module, to name them all
-        raise ConfigError(f"unknown algorithm {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+        broken = "".join(f"; dqmflow.algorithms.{m} failed to import ({why})" for m, why in sorted(_BROKEN.items()))
+        raise ConfigError(f"unknown algorithm {name!r}; known: {', '.join(sorted(REGISTRY))}{broken}") from None
 
 
 class _Configured(ABC):
@@ -220,6 +233,25 @@ class ScoreBlock:
     """Scores per training seed (runs x columns x seeds) of a seed ensemble."""
     seeds: tuple[int, ...] = ()
 
+    def __post_init__(self) -> None:
+        """Refuse a block whose parts do not fit (an algorithm's bug, said where it happens)."""
+        shape = np.shape(self.score)
+        if len(shape) != 2 or shape[1] != len(self.columns):
+            raise ValueError(f"ScoreBlock: score must be runs x {len(self.columns)} columns, got shape {shape}")
+        if (self.score_lo is None) != (self.score_hi is None):
+            raise ValueError("ScoreBlock: give both score_lo and score_hi (the band), or neither")
+        for name in ("score_lo", "score_hi"):
+            band = getattr(self, name)
+            if band is not None and np.shape(band) != shape:
+                raise ValueError(f"ScoreBlock: {name} must have the score's shape {shape}, got {np.shape(band)}")
+        if (self.seed_scores is None) != (not self.seeds):
+            raise ValueError("ScoreBlock: give seed_scores together with their seeds, or neither")
+        if self.seed_scores is not None and np.shape(self.seed_scores) != (*shape, len(self.seeds)):
+            raise ValueError(
+                f"ScoreBlock: seed_scores must be runs x columns x seeds {(*shape, len(self.seeds))}, "
+                f"got {np.shape(self.seed_scores)}"
+            )
+
 
 class MultiHistogramAlgorithm(_Configured):
     """The contract over runs x histograms that every model job uses.
@@ -307,7 +339,13 @@ class PerHistogram(MultiHistogramAlgorithm):
         for j, column, model, data in self._each(batch):
             rows = np.flatnonzero(data.split != "missing")
             try:
-                scores[rows, j] = model.score(data.subset(data.split != "missing"))
+                column_scores = np.asarray(model.score(data.subset(data.split != "missing")), dtype=np.float64)
+                if column_scores.shape != rows.shape:
+                    raise ValueError(
+                        f"{self.algorithm.__name__}.score must return one score per run, shape {rows.shape}; "
+                        f"got shape {column_scores.shape}"
+                    )
+                scores[rows, j] = column_scores
             except Exception as err:
                 err.add_note(f"while scoring {self.algorithm.name} on histogram {column!r}")
                 raise
