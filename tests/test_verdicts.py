@@ -165,7 +165,8 @@ def test_a_histogram_missing_from_every_run_is_reported_and_kept_out_of_the_verd
         histogram="CSC//Run summary/CSCOfflineMonitor/typo", split="missing", score=np.nan
     )
     verdicts = run_verdicts(pd.concat([table, typo], ignore_index=True))
-    assert any("typo" in problem and "no score in any run" in problem for problem in verdicts.problems)
+    assert any("typo" in problem and "no score in any run: it is missing from every file" in problem
+               for problem in verdicts.problems)  # fmt: skip
     after = verdicts.table.set_index("run_number")["score"]
     pd.testing.assert_series_equal(before.sort_index(), after.sort_index())
     assert not verdicts.table["histograms"].str.contains("typo").any()
@@ -388,3 +389,19 @@ def test_clean_references_keep_their_largest_scores() -> None:
     lognormal = [reference_outliers(rng.lognormal(sigma=1.5, size=17), np.ones(17, bool)).any() for _ in range(2000)]
     pareto = [reference_outliers(rng.pareto(1.5, size=7) + 1, np.ones(7, bool)).any() for _ in range(2000)]
     assert sum(lognormal) == 0 and np.mean(pareto) < 0.02
+
+
+def test_a_histogram_without_scores_says_why(rng: np.random.Generator) -> None:
+    """Read in every file but below min_entries in every run, or read but its model never
+    trained: the problem says which (not "missing from every file?", which sent users to fetching)."""
+    table, _ = dqm_scores(rng, n_runs=150, algorithms=("pca",))
+    sparse = table[table["histogram"] == HISTS[0]].assign(
+        histogram="CSC//Run summary/timing/bx_firstbunch", split="low_stats", score=np.nan, entries=4200.0
+    )
+    untrained = table[table["histogram"] == HISTS[1]].assign(histogram="CSC//Run summary/untrained", score=np.nan)
+    problems = run_verdicts(pd.concat([table, sparse, untrained], ignore_index=True)).problems
+    assert (
+        "histogram 'CSC//Run summary/timing/bx_firstbunch' [pca] has no score in any run: every run is below "
+        "preprocessing.min_entries (at most 4,200 entries): lower it to use this histogram"
+    ) in problems
+    assert any("untrained' [pca] has no score in any run: its model could not be trained" in p for p in problems)

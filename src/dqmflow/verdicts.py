@@ -440,6 +440,21 @@ def _empirical_run_p(score: np.ndarray, is_reference: np.ndarray) -> tuple[np.nd
     return p, n, outlier
 
 
+def _why_no_score(rows: pd.DataFrame) -> str:
+    """Why a (histogram, algorithm) has no score, from its rows of the score table."""
+    split = _column(rows, "split", "")
+    if "split" not in rows.columns:
+        return "the score table has none for it"
+    if (split == "missing").all():
+        return "it is missing from every file (see the fetch report)"
+    read = split != "missing"
+    if (split[read] == "low_stats").all():
+        most = float(_column(rows, "entries", np.nan)[read].max())
+        entries = f" (at most {most:,.0f} entries)" if np.isfinite(most) else ""
+        return f"every run is below preprocessing.min_entries{entries}: lower it to use this histogram"
+    return "its model could not be trained or gave no score (see its model.json and the train job's log)"
+
+
 def _outlier_problems(pvalues: pd.DataFrame, run_level: pd.Index) -> list[str]:
     """One line per reference run left out as an outlier: of the run scores, or of histograms."""
     lines = []
@@ -523,7 +538,8 @@ def run_verdicts(
     problems: list[str] = []
     valid = pv.groupby(["histogram", "algorithm"], sort=True)["score"].apply(lambda s: bool(s.notna().any()))
     for histogram, algorithm in valid[~valid].index:
-        problems.append(f"histogram {histogram!r} [{algorithm}] has no score in any run (missing from every file?)")
+        rows = scores[(scores["histogram"] == histogram) & (scores["algorithm"] == algorithm)]
+        problems.append(f"histogram {histogram!r} [{algorithm}] has no score in any run: {_why_no_score(rows)}")
     unusable = pv.groupby(["histogram", "algorithm"], sort=True)["n_reference"].max()
     for (histogram, algorithm), n in unusable[(unusable < 2) & valid].items():
         problems.append(f"histogram {histogram!r} [{algorithm}] has {n} reference run(s): no p-value (need 2)")
