@@ -461,3 +461,20 @@ def test_a_tprofile_in_every_run_is_reported_as_not_a_th1(tmp_path: Path) -> Non
     summary = "\n".join(summarize(tmp_path, ["PD"]))
     assert f"{prof.column} is not a TH1/TH2 in any file (found TProfile)" in summary
     assert f"{typo.column} {typo_reason}" in summary
+
+
+def test_merge_stops_when_no_histogram_of_the_contents_file_was_read(tmp_path: Path) -> None:
+    """A contents file whose subsystem is written 'l1t' instead of 'L1T' reads nothing: merge
+    stops there, saying so once per reason (not after training and assessing nothing)."""
+    from dqmflow.merge import NothingReadError
+
+    root = tmp_path / "DQMGUI_data"
+    runs = [300001, 300002]
+    for run in runs:
+        _write(_dqm_path(root, run), run, {"S/Run summary/h": to_th1f("h", np.full(10, 5.0), np.arange(11.0))})
+    names = [HistogramName("s", f"/Run summary/{x}") for x in ("h", "g", "k")]
+    with pytest.raises(NothingReadError) as info:
+        fetch_and_merge(root, tmp_path / "results" / "PD", names, _split_datasets(runs))
+    message = str(info.value)
+    assert message.startswith("none of the 3 histograms of the contents file was read from any file: 3 histogram(s) ")
+    assert message.count("no subsystem folder 's' in this file (it has: S)") == 1

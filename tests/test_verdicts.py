@@ -333,6 +333,15 @@ def test_the_end_of_run_summary_repeats_the_verdicts_problems_with_what_to_do(
     assert "PROBLEM: only " in lines and "reference runs: no run can be flagged" in lines
     assert "raise preprocessing.calibration_fraction" in lines
 
+    # A later run that fails before the verdicts: the summary says the verdicts are not its own.
+    import time
+
+    verdicts.table.to_csv(tmp_path / "results" / "PD" / "verdicts.csv", index=False)
+    failed = "\n".join(summarize(tmp_path, ["PD"], failed_since=time.time() + 1))
+    assert "THE RUN FAILED (see the error above)" in failed
+    assert "runs flagged: " in failed and "verdicts.csv (earlier run)" in failed
+    assert "(earlier run)" not in "\n".join(summarize(tmp_path, ["PD"], failed_since=time.time() - 60))
+
 
 def test_a_few_close_tail_points_do_not_make_noise_just_beyond_the_reference_extreme() -> None:
     """17 calibration runs whose largest scores sit close together (a DT histogram): a score 30%

@@ -47,6 +47,7 @@ from dqmflow.storage import HistogramInfo, StorageWriter
 __all__ = [
     "BINNING_RULE",
     "REPORT_COLUMNS",
+    "NothingReadError",
     "merge",
     "read_histogram_metadata",
     "reference_binning",
@@ -98,6 +99,26 @@ def _binning_problems(man: pd.DataFrame, usable: pd.DataFrame) -> None:
             "histogram %r has %d binnings: kept %s; left out (null) %s; rule: %s",
             column, len(runs_of) + 1, held, others, BINNING_RULE,
         )  # fmt: skip
+
+
+class NothingReadError(ValueError):
+    """No histogram of the contents file was read from any file: nothing to train or assess."""
+
+    def __init__(self, wanted: Sequence[str], reasons: Mapping[str, str]) -> None:
+        grouped: dict[str, list[str]] = {}
+        for column in wanted:
+            grouped.setdefault(reasons.get(column, "was not read"), []).append(column)
+        lines = [
+            f"{len(columns)} histogram(s) {reason} (e.g. {columns[0]!r})"
+            if len(columns) > 1
+            else f"{columns[0]!r} {reason}"
+            for reason, columns in grouped.items()
+        ]
+        super().__init__(
+            f"none of the {len(wanted)} histograms of the contents file was read from any file: "
+            + "; ".join(lines)
+            + ". Check the subsystem names and paths of the contents file against the files (e.g. with uproot)."
+        )
 
 
 def _never_read_reason(man: pd.DataFrame, column: str) -> str:
@@ -254,6 +275,8 @@ def merge(
         meta[column]["axis_titles"] = titles
     missing_cols = [c for c in wanted if c not in meta]
     reasons = {c: _never_read_reason(man, c) for c in missing_cols}
+    if wanted and len(missing_cols) == len(wanted):
+        raise NothingReadError(wanted, reasons)
     fields = [
         pa.field("run_number", pa.int64()),
         pa.field("year", pa.int64()),

@@ -54,10 +54,16 @@ def _fetch_lines(pd_dir: Path) -> list[str]:
         never = list(meta.get("never_read", []))
         reasons = dict(meta.get("never_read_reasons", {}))
         if never:
-            lines.append(
-                f"HISTOGRAMS NEVER FOUND in any file ({len(never)}): "
-                + "; ".join(f"{c} {reasons[c]}" if c in reasons else c for c in never)
-            )
+            grouped: dict[str, list[str]] = {}
+            for column in never:
+                grouped.setdefault(reasons.get(column, ""), []).append(column)
+            said = [
+                f"{columns[0]} {reason}".rstrip()
+                if len(columns) == 1
+                else f"{len(columns)} histograms {reason} (e.g. {columns[0]})"
+                for reason, columns in grouped.items()
+            ]
+            lines.append(f"HISTOGRAMS NEVER FOUND in any file ({len(never)}): " + "; ".join(said))
     return lines
 
 
@@ -106,12 +112,22 @@ def _model_lines(pd_dir: Path) -> list[str]:
     return lines
 
 
-def summarize(workdir: str | Path, primary_datasets: Sequence[str], empty: Iterable[str] = ()) -> list[str]:
+def summarize(
+    workdir: str | Path, primary_datasets: Sequence[str], empty: Iterable[str] = (), failed_since: float | None = None
+) -> list[str]:
     """The end-of-run summary lines for ``primary_datasets`` below ``workdir``; ``empty`` names the
-    primary datasets without any selected file (said first)."""
+    primary datasets without any selected file (said first). ``failed_since``: the run failed;
+    it started at this time, and the verdicts and web page older than that are said to be from
+    an earlier run."""
     workdir = Path(workdir)
     empty = set(empty)
     lines = ["dqmflow summary:"]
+    if failed_since is not None:
+        lines.append("  THE RUN FAILED (see the error above): outputs marked (earlier run) were not updated by it")
+
+    def when(path: Path) -> str:
+        return " (earlier run)" if failed_since is not None and path.stat().st_mtime < failed_since else ""
+
     for pd_name in primary_datasets:
         pd_dir = workdir / "results" / pd_name
         if pd_name in empty:
@@ -121,12 +137,12 @@ def summarize(workdir: str | Path, primary_datasets: Sequence[str], empty: Itera
         site, verdicts = pd_dir / "site" / "index.html", pd_dir / "verdicts.csv"
         if verdicts.exists():
             flagged = int(pd.read_csv(verdicts, usecols=["flagged"])["flagged"].astype(bool).sum())
-            body.append(f"{flagged} runs flagged: {verdicts}")
+            body.append(f"{flagged} runs flagged: {verdicts}{when(verdicts)}")
         problems = pd_dir / "summary" / "problems.txt"
         if problems.exists():
             body += [f"PROBLEM: {line}" for line in problems.read_text(encoding="utf-8").splitlines() if line]
         if site.exists():
-            body.append(f"web page: {site}")
+            body.append(f"web page: {site}{when(site)}")
         lines.append(f"  {pd_name}:")
         lines += [f"    {line}" for line in body]
     lines.append("  report: snakemake --report report.zip (or make report)")

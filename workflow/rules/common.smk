@@ -1,5 +1,6 @@
 import os
 import sys
+import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -26,6 +27,8 @@ except ValueError as err:  # ConfigError, MetadataError: one short message, no s
     raise WorkflowError(str(err)) from None
 # Primary datasets without any selected file (found after discovery): left out, said at the end.
 EMPTY = set()
+# When this run started: a failed run's summary marks the outputs it did not update.
+STARTED = time.time()
 ENV = "../envs/dqmflow.yaml"
 # What score jobs store for the figures: only these assessment settings reach them, so that
 # changing how runs are assessed never reruns scoring.
@@ -273,7 +276,7 @@ def finish(ok):
     """The end-of-run summary (onsuccess/onerror); exits non-zero when a primary dataset had no file."""
     from dqmflow.runsummary import summarize
 
-    for line in summarize(".", PLAN.primary_datasets, EMPTY):
+    for line in summarize(".", PLAN.primary_datasets, EMPTY, failed_since=None if ok else STARTED):
         logger.warning(line)
     if ok and EMPTY:
         for pd in sorted(EMPTY):
