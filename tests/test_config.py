@@ -165,3 +165,39 @@ def test_snakemake_startup_errors_are_short_and_overrides_work(tmp_path) -> None
     fixed.write_text("algorithm: ks\nparams: {reference: fixed_run}\n")
     bad = run(f"contents={contents}", f"datasets={datasets}", f"algorithms=[{fixed}]")
     assert bad.returncode != 0 and f"{fixed}: ks: reference: fixed_run needs reference_run" in bad.stderr
+
+
+def test_a_primary_dataset_name_without_its_folder_lists_the_folders_there(tmp_path, monkeypatch) -> None:
+    """'HLTPhysic' for 'HLTPhysics': the message names what Run<YEAR>/ holds."""
+    monkeypatch.chdir(REPO)
+    for name in ("HLTPhysics", "JetMET"):
+        (tmp_path / "Run2018" / name).mkdir(parents=True)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["source"] = str(tmp_path)
+    plan = Plan.from_config(config)
+    message = plan.empty_message("HLTPhysic")
+    assert f"{tmp_path / 'Run2018'} has no HLTPhysic folder (it has: HLTPhysics, JetMET)" in message
+    assert f"{tmp_path / 'Run2017'} does not exist" in message
+
+
+def test_a_listed_run_without_a_file_is_one_report_row_that_says_to_refresh(tmp_path, monkeypatch) -> None:
+    """A run in a year's runs and in bad_runs whose file is not in the catalog: one no_file row
+    (saying how to pick up a file that appeared since discovery), not a second label_no_file row."""
+    import json
+
+    from dqmflow.discover import select
+
+    monkeypatch.chdir(REPO)
+    datasets = {"primary_datasets": ["SingleMuon"], "years": {"2018": {"productions": ["UL2018"],
+                "runs": ["315000", "315001"], "bad_runs": ["315001", "315002"]}}}  # fmt: skip
+    (tmp_path / "datasets.json").write_text(json.dumps(datasets))
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["datasets"] = str(tmp_path / "datasets.json")
+    plan = Plan.from_config(config)
+    chosen = select([], plan.datasets)
+    rows = plan.selection_problems(chosen) + plan.unmatched_labels(chosen)
+    by_run: dict[int, list[str]] = {}
+    for row in rows:
+        by_run.setdefault(row["run_number"], []).append(row["status"])
+    assert by_run == {315000: ["no_file"], 315001: ["no_file"], 315002: ["label_no_file"]}
+    assert all("snakemake --forcerun discover" in r["problem"] for r in rows if r["status"] == "no_file")

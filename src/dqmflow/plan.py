@@ -380,7 +380,27 @@ class Plan:
             f"no DQM file of {primary_dataset} {years} under {self.source_location} matches the datasets file "
             f"(expected <source>/Run<YEAR>/{primary_dataset}/R000NNNNxx/DQM_V<VVVV>_R000<run>__{primary_dataset}__"
             "Run<YEAR><ERA>-<processing>__DQMIO.root, with a production of the datasets file in the name)"
+            + self._folders_present(primary_dataset)
         )
+
+    def _folders_present(self, primary_dataset: str) -> str:
+        """For a local source (a folder, EOS through its mount) without a ``Run<YEAR>/<PD>``
+        folder: the primary datasets that year has (a typo in the name is then plain to see)."""
+        if self.source.startswith("root://") or self.is_demo:
+            return ""
+        said = []
+        for year in self.years:
+            folder = Path(self.source_location) / f"Run{year}"
+            if (folder / primary_dataset).is_dir():
+                continue
+            try:
+                present = sorted(p.name for p in folder.iterdir() if p.is_dir())
+            except OSError:
+                said.append(f"{folder} does not exist")
+                continue
+            shown = ", ".join(present[:12]) + (f" and {len(present) - 12} more" if len(present) > 12 else "")
+            said.append(f"{folder} has no {primary_dataset} folder (it has: {shown or 'nothing'})")
+        return ("; " + "; ".join(said)) if said else ""
 
     def empty_year_message(self, primary_dataset: str, selection: Selection) -> str:
         """The error when a year has files of which none passes its productions and eras (a typo
@@ -401,8 +421,10 @@ class Plan:
         return "; ".join(lines) + ": fix the year in the datasets file, or remove it"
 
     def unmatched_labels(self, selection: Selection) -> list[dict[str, Any]]:
-        """Fetch-report rows for runs listed in ``bad_runs`` or ``good_runs`` that no selected file has."""
+        """Fetch-report rows for runs listed in ``bad_runs`` or ``good_runs`` that no selected file
+        has (not for runs of the year's ``runs``: :meth:`selection_problems` reports those)."""
         rows = []
+        reported = {run for _, run in selection.missing_runs}
         for sel in self.datasets.years:
             for kind, runs in (("bad_runs", sel.bad_runs), ("good_runs", sel.good_runs)):
                 rows += [
@@ -418,7 +440,7 @@ class Plan:
                             else f"run {run} is listed in {kind} of year {sel.year} but no selected file has it"
                         ),
                     }
-                    for run in sorted(set(runs) - set(selection.files))
+                    for run in sorted(set(runs) - set(selection.files) - reported)
                 ]
         return rows
 
@@ -431,7 +453,10 @@ class Plan:
                 "file": "",
                 "histogram": "",
                 "status": "no_file",
-                "problem": f"run {run} of year {year} is listed in the datasets file but no matching file was found",
+                "problem": (
+                    f"run {run} of year {year} is listed in the datasets file but no matching file is in the "
+                    "discovery catalog: if its file appeared since, refresh it with snakemake --forcerun discover"
+                ),
             }
             for year, run in selection.missing_runs
         ]

@@ -86,11 +86,11 @@ def batch_key(wildcards):
 
 def manifest_files(wildcards):
     chosen = selection(wildcards.pd)
-    if not chosen.files:
-        raise WorkflowError(PLAN.empty_message(wildcards.pd))
-    empty_years = PLAN.empty_year_message(wildcards.pd, chosen)
+    empty_years = PLAN.empty_year_message(wildcards.pd, chosen)  # first: it names what the files are
     if empty_years:
         raise WorkflowError(empty_years)
+    if not chosen.files:
+        raise WorkflowError(PLAN.empty_message(wildcards.pd))
     batches = PLAN.batches(chosen)
     return [
         f"results/{wildcards.pd}/shards/{subsystem}/{batch}.tsv"
