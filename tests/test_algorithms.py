@@ -4,6 +4,7 @@ import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -341,3 +342,33 @@ def test_a_module_that_fails_to_import_does_not_hide_the_unknown_name(tmp_path: 
         in str(info.value)
     )
     assert get_algorithm("pca").name == "pca"
+
+
+def test_every_kind_of_hyper_parameter_is_checked(tmp_path: Path) -> None:
+    """An optional choice, a list of numbers, a parameter without default and a number written
+    the YAML 1.1 way (1e-4, read as a string) are checked as a user's algorithm declares them."""
+    from dqmflow.algorithms.base import Algorithm, build_params
+
+    class Probe(Algorithm):
+        name = "probe"
+
+        @dataclasses.dataclass(frozen=True)
+        class Params:
+            n_trees: int
+            statistic: Literal["mean", "max"] | None = None
+            weights: list[float] = dataclasses.field(default_factory=list)
+            epsilon: float = 1e-3
+
+        fit = score = save = load = None  # type: ignore[assignment]
+
+    ok = build_params(Probe, {"n_trees": 5, "statistic": "max", "weights": [1, 0.5], "epsilon": "1e-4"}, "p.yaml")
+    assert (ok.statistic, ok.weights, ok.epsilon) == ("max", [1.0, 0.5], 1e-4)
+    for raw, message in [
+        ({}, r"p.yaml: missing parameter\(s\) \['n_trees'\] for probe"),
+        ({"n_trees": 5, "statistic": 42}, r"statistic must be one of \['mean', 'max'\], not 42"),
+        ({"n_trees": 5, "weights": "abc"}, "weights must be a list"),
+        ({"n_trees": 5, "weights": [1, "x"]}, r"weights\[1\] must be a number"),
+        ({"n_trees": 5, "epsilon": "small"}, "epsilon must be a number, not 'small'"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            build_params(Probe, raw, "p.yaml")

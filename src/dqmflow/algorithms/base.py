@@ -490,6 +490,17 @@ def _file_digest(path: str | Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _hint_name(hint: Any) -> str:
+    if hint is type(None):
+        return "null"
+    if typing.get_origin(hint) is Literal:
+        return f"one of {list(typing.get_args(hint))}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
 def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any], where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is Literal:
@@ -500,12 +511,21 @@ def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any], wher
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
-        hint = next(o for o in options if o is not type(None))
-    if origin is tuple:
-        item = typing.get_args(hint)[0]
+        others = [o for o in options if o is not type(None)]
+        if len(others) == 1:  # Optional[X]: X's checks
+            return _check_value(name, value, others[0], meta, where)
+        for option in others:  # the first alternative the value passes
+            try:
+                return _check_value(name, value, option, meta, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {name} must be {' or '.join(_hint_name(o) for o in options)}, not {value!r}")
+    if origin in (tuple, list):
+        item = typing.get_args(hint)[0] if typing.get_args(hint) else Any
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: {name} must be a list, not {value!r}")
-        return tuple(_check_value(f"{name}[{i}]", v, item, meta, where) for i, v in enumerate(value))
+        items = [_check_value(f"{name}[{i}]", v, item, meta, where) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: {name} must be true or false, not {value!r}")
@@ -513,6 +533,8 @@ def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any], wher
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: {name} must be an integer, not {value!r}")
     elif hint is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: {name} must be a number, not {value!r}")
         value = float(value)
@@ -535,6 +557,13 @@ def build_params(
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown parameter(s) {unknown} for {cls.name}; allowed: {sorted(fields)}")
+    required = [
+        name
+        for name, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in raw
+    ]
+    if required:
+        raise ConfigError(f"{where}: missing parameter(s) {required} for {cls.name} (they have no default)")
     hints = typing.get_type_hints(cls.Params)
     checked = {
         name: _check_value(name, raw[name], hints[name], field.metadata, where)
