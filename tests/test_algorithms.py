@@ -372,3 +372,21 @@ def test_every_kind_of_hyper_parameter_is_checked(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=message):
             build_params(Probe, raw, "p.yaml")
+
+
+def test_a_reconstruction_algorithm_without_loss_fields_fails_at_startup(tmp_path: Path, monkeypatch) -> None:
+    """Its score is the configured loss: Params without loss/top_n would fail only when scoring."""
+    from dqmflow.algorithms import base
+
+    class NoLoss(base.ReconstructionAlgorithm):
+        @dataclasses.dataclass(frozen=True)
+        class Params:
+            n_components: int = 2
+
+    monkeypatch.setitem(base.REGISTRY, "probe_reco", NoLoss)
+    NoLoss.name = "probe_reco"
+    (tmp_path / "mine.yaml").write_text("algorithm: probe_reco\n")
+    with pytest.raises(
+        ConfigError, match=r"mine.yaml: algorithm 'probe_reco' is a ReconstructionAlgorithm.*\['loss', 'top_n'\]"
+    ):
+        load_config(tmp_path / "mine.yaml")

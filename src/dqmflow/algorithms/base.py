@@ -594,6 +594,13 @@ def load_config(path: str | Path) -> AlgorithmConfig:
     cls = get_algorithm(str(raw["algorithm"]))
     if raw.get("params") is not None and not isinstance(raw["params"], dict):
         raise ConfigError(f"{where}: params must be a mapping")
+    if isinstance(cls, type) and issubclass(cls, ReconstructionAlgorithm):
+        lacking = sorted({"loss", "top_n"} - {f.name for f in dataclasses.fields(cls.Params)})
+        if lacking:
+            raise ConfigError(
+                f"{where}: algorithm {cls.name!r} is a ReconstructionAlgorithm, whose score is a loss: its "
+                f"Params need the field(s) {lacking} (see LossName and the losses in algorithms/losses.py)"
+            )
     params = build_params(cls, raw.get("params"), where)
     seeds = _check_seeds(raw.get("seeds"), cls, where)
     return AlgorithmConfig(tag, cls.name, params, str(raw.get("description", "")), str(path), seeds)
