@@ -201,3 +201,14 @@ def test_a_listed_run_without_a_file_is_one_report_row_that_says_to_refresh(tmp_
         by_run.setdefault(row["run_number"], []).append(row["status"])
     assert by_run == {315000: ["no_file"], 315001: ["no_file"], 315002: ["label_no_file"]}
     assert all("snakemake --forcerun discover" in r["problem"] for r in rows if r["status"] == "no_file")
+
+
+def test_a_smaller_demo_with_the_shipped_labels_is_warned_about(monkeypatch) -> None:
+    """demo.runs_per_year changed, datasets file kept: its bad runs are not the demo's anomalies."""
+    monkeypatch.chdir(REPO)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    plan = Plan.from_config(config)
+    assert plan.demo_label_warning(int(config["demo"]["runs_per_year"]), int(config["demo"]["seed"])) == ""
+    warning = plan.demo_label_warning(50, int(config["demo"]["seed"]))
+    assert warning.startswith("WARNING: config/demo/datasets.json lists 1 of the demo's 11 anomalous runs as bad")
+    assert "python -m dqmflow.demo /tmp/dqmflow-demo --runs-per-year 50 --seed 20260101 --config-dir DIR" in warning

@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import uproot
 
 from dqmflow.discover import batch_of
 from dqmflow.names import HistogramName
-from dqmflow.rootio import to_th1f, to_th2f
 
 __all__ = ["HISTOGRAMS", "DemoSpec", "RunPlan", "demo_contents", "demo_datasets", "plan_runs", "write_demo"]
 
@@ -380,6 +378,10 @@ def file_path(root: Path, plan: RunPlan, pd: str = PD, processing: str | None = 
 
 
 def write_run(path: Path, plan: RunPlan, specs: list[HistSpec], rng: np.random.Generator, scale: float) -> None:
+    import uproot  # only for writing: planning the demo (plan_runs) needs no ROOT I/O
+
+    from dqmflow.rootio import to_th1f, to_th2f
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with uproot.recreate(path) as out:
         for spec in specs:

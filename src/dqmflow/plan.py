@@ -383,6 +383,26 @@ class Plan:
             + self._folders_present(primary_dataset)
         )
 
+    def demo_label_warning(self, runs_per_year: int, seed: int) -> str:
+        """With the demo as source: a warning when the datasets file lists fewer than half of the
+        demo's anomalous runs as bad (written for other ``demo:`` settings, its labels would
+        measure every figure of merit against the wrong runs); "" otherwise."""
+        if not self.is_demo:
+            return ""
+        from dqmflow.demo import DemoSpec, plan_runs
+
+        anomalous = {p.run for p in plan_runs(DemoSpec(runs_per_year=runs_per_year, seed=seed)) if p.anomaly}
+        listed = len(anomalous & self.datasets.bad_runs)
+        if not anomalous or 2 * listed >= len(anomalous):
+            return ""
+        return (
+            f"WARNING: {self.datasets_file} lists {listed} of the demo's {len(anomalous)} anomalous runs as bad "
+            f"(demo: runs_per_year {runs_per_year}, seed {seed}): it was written for other demo settings, and "
+            "the figures of merit and verdicts would be measured against wrong labels. Write a matching one with "
+            f"python -m dqmflow.demo /tmp/dqmflow-demo --runs-per-year {runs_per_year} --seed {seed} "
+            "--config-dir DIR, and set datasets: DIR/datasets.json"
+        )
+
     def _folders_present(self, primary_dataset: str) -> str:
         """For a local source (a folder, EOS through its mount) without a ``Run<YEAR>/<PD>``
         folder: the primary datasets that year has (a typo in the name is then plain to see)."""

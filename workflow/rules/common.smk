@@ -25,6 +25,8 @@ try:
     PLAN = Plan.from_config(config)
 except ValueError as err:  # ConfigError, MetadataError: one short message, no schema dump
     raise WorkflowError(str(err)) from None
+if DEMO_WARNING := PLAN.demo_label_warning(int(config["demo"]["runs_per_year"]), int(config["demo"]["seed"])):
+    logger.warning(DEMO_WARNING)
 # Primary datasets without any selected file (found after discovery): left out, said at the end.
 EMPTY = set()
 # When this run started: a failed run's summary marks the outputs it did not update.
