@@ -502,3 +502,25 @@ def test_problems_missing_histograms_the_p_value_floor_and_absent_figures_are_ex
     assert "Labels are per run" in histogram_text and "Problems" not in histogram_text
     other = " ".join(" ".join(Page(site / "histograms" / f"{slugify(HISTOGRAMS[1])}.html").text).split())
     assert never in other and problem not in other
+
+
+def test_an_unreadable_runs_page_names_its_file_and_why(tmp_path: Path) -> None:
+    """The fetch report's file_error row reaches the run's page: which file, what was wrong."""
+    from dqmflow.site import read_run_problems
+
+    kwargs = synthetic(tmp_path / "in", figures=False)
+    unreadable = FIRST_RUN + 11
+    report = tmp_path / "fetch_report.tsv"
+    path = f"/eos/cms/DQM_V0001_R000{unreadable}__JetMET__Run2022C-PromptReco-v1__DQMIO.root"
+    report.write_text(
+        "run_number\tfile\thistogram\tstatus\tproblem\n"
+        f"{unreadable}\t{path}\t\tfile_error\tnot a ROOT file, or cut short: 1,024 of 88,000 bytes\n"
+        f"{FIRST_RUN + 3}\t/eos/x.root\tL1T//Run summary/h\tmissing\tmissing: no object at this path\n"
+        "\t\t\tfile_error\tno run number\n"
+    )
+    problems = read_run_problems(report)
+    assert problems == {unreadable: f"{path}: not a ROOT file, or cut short: 1,024 of 88,000 bytes"}
+    site = build_site(tmp_path / "site", **kwargs, run_problems=problems).parent
+    text = " ".join(" ".join(Page(site / "runs" / f"{unreadable}.html").text).split())
+    assert f"Its file could not be read: {path}: not a ROOT file, or cut short" in text
+    assert "could not be read:" not in " ".join(Page(site / "runs" / f"{FIRST_RUN + 3}.html").text)

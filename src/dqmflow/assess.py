@@ -1081,10 +1081,12 @@ def write_site(
     summary_figures: Mapping[str, str | Path] = {},
     tables: Mapping[str, str | Path] = {},
     problems: Sequence[str] = (),
+    run_problems: Mapping[int, str] = {},
 ) -> Path:
     """The web page (``site_dir/index.html``) from verdicts and the chunks' tables and figures
     (``plots_dirs[i]`` holds the figures of ``chunks[i]``); ``problems`` (of the verdicts) are
-    shown at the top of the front page."""
+    shown at the top of the front page, ``run_problems`` (why a run's file could not be read) on
+    the run's page."""
     from dqmflow.site import Figure, build_site
 
     histogram_figures: dict[str, list[Figure]] = {}
@@ -1113,6 +1115,7 @@ def write_site(
         run_figures=run_figures,
         tables={k: Path(v) for k, v in tables.items()},
         problems=problems,
+        run_problems=run_problems,
     )
 
 

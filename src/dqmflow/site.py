@@ -36,7 +36,7 @@ import pandas as pd
 
 from dqmflow.names import slugify
 
-__all__ = ["MAX_RUN_ROWS", "MAX_SEARCH_PAIRS", "TOP_RUNS_FALLBACK", "Figure", "build_site"]
+__all__ = ["MAX_RUN_ROWS", "MAX_SEARCH_PAIRS", "TOP_RUNS_FALLBACK", "Figure", "build_site", "read_run_problems"]
 
 #: Rows of histogram × algorithm tests shown on a run page (most significant first).
 MAX_RUN_ROWS = 50
@@ -495,8 +495,10 @@ class _Site:
         tables: Mapping[str, Path],
         n_driving: int,
         problems: Sequence[str] = (),
+        run_problems: Mapping[int, str] = {},
     ) -> None:
         self.root = root
+        self.run_problems = {int(k): str(v) for k, v in run_problems.items()}
         self.title = title
         self.verdicts = verdicts
         self.tests = tests
@@ -866,6 +868,9 @@ class _Site:
             parts.append('<dl class="verdict">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>")
             if status != "ranked":
                 parts.append(f'<p class="why">{_e(_LOW_STATS_WHY if status == "low_stats" else _UNREADABLE_WHY)}</p>')
+            if run in self.run_problems:
+                said = _e(self.run_problems[run])
+                parts.append(f'<p class="why" id="file-problem">Its file could not be read: {said}</p>')
             drivers = self.drivers.get(run, [])
             if drivers:
                 parts.append("<h3>Driving histograms</h3>")
@@ -1047,6 +1052,14 @@ def _prepare_top_runs(top_runs: pd.DataFrame | None, tests: _Tests, verdicts: pd
     return frame
 
 
+def read_run_problems(report: str | Path) -> dict[int, str]:
+    """Per run, why its file could not be read (the fetch report's ``file_error`` rows): "FILE:
+    PROBLEM", for the run pages of the web page."""
+    rows = pd.read_csv(report, sep="\t", keep_default_na=False, dtype=str)
+    failed = rows[(rows["status"] == "file_error") & (rows["run_number"] != "")]
+    return {int(r.run_number): f"{r.file}: {r.problem}" for r in failed.drop_duplicates("run_number").itertuples()}
+
+
 def build_site(
     out_dir: str | Path,
     *,
@@ -1061,6 +1074,7 @@ def build_site(
     tables: Mapping[str, Path] = {},
     n_driving: int = 5,
     problems: Sequence[str] = (),
+    run_problems: Mapping[int, str] = {},
 ) -> Path:
     """Write the static site of an assessment into ``out_dir`` and return ``out_dir/index.html``.
 
@@ -1072,7 +1086,8 @@ def build_site(
     columns); ``top_runs`` per histogram and algorithm (``rank``, ``run_number``, ``label``, ``split``,
     ``score``, ``p_value``; derived from ``pvalues`` when not given). Figures and tables are copied in.
     At most ``n_driving`` driving histograms are shown per run on the index page. ``problems``
-    (e.g. too few reference runs to flag any run) are shown at the top of the index page.
+    (e.g. too few reference runs to flag any run) are shown at the top of the index page,
+    ``run_problems`` (per run: why its file could not be read) on the run's page.
 
     The site is written into a temporary sibling directory and then replaces ``out_dir``, so no page of
     an earlier build lingers; an existing ``out_dir`` must be empty or an earlier site.
@@ -1108,6 +1123,7 @@ def build_site(
             tables=tables,
             n_driving=n_driving,
             problems=problems,
+            run_problems=run_problems,
         ).write_all()
         _check_target(out)
         _replace_dir(staging, out)

@@ -153,6 +153,7 @@ rule site:
         flags_plot="results/{pd}/summary/flags.png",
         pvalues_plot="results/{pd}/summary/pvalues.png",
         problems="results/{pd}/summary/problems.txt",
+        fetch_report="results/{pd}/fetch_report.tsv",
     output:
         site=report(
             directory("results/{pd}/site"),

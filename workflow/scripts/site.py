@@ -6,6 +6,7 @@ import pandas as pd
 
 from dqmflow.assess import CHUNK_FILES, SUMMARY_FIGURES, read_chunks, write_site
 from dqmflow.scriptlog import setup, timed
+from dqmflow.site import read_run_problems
 
 log = setup(snakemake)
 chunks = read_chunks({name: snakemake.input[name] for name in CHUNK_FILES})
@@ -30,5 +31,6 @@ with timed(log):
             )
         },
         problems=Path(snakemake.input.problems).read_text().splitlines(),
+        run_problems=read_run_problems(snakemake.input.fetch_report),
     )
 log.info("web page written: %s", index)
