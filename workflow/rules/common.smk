@@ -145,6 +145,15 @@ def model_dirs(chunk):
     return [f"results/{{pd}}/models/{{algo}}/{slug}" for slug in chunk.slugs]
 
 
+def model_manifest(chunk):
+    """The models a chunk's training wrote (dqmflow.chunks): the score jobs' model input."""
+    return f"results/{{pd}}/training/{{algo}}/{chunk.id}.models.json"
+
+
+def chunk_columns(wildcards):
+    return CHUNKS[wildcards.chunk].columns
+
+
 def chunk_state(chunk, suffix):
     """A file a model job keeps across reruns (not a declared output: Snakemake would delete it
     before the job runs): results/PD/training/ALGO/CHUNK.json is the training record,
@@ -173,15 +182,16 @@ def training_key(chunk):
 
 
 def training_inputs(chunk):
-    """The run table and storage of a train job: ancient while the training key is unchanged, so
-    that adding runs (which rewrites both) retrains nothing; plain when it changed, so that the
-    job reruns even when merge or run_table rerun too (Snakemake does not look at the params of
-    jobs downstream of a job that reruns)."""
+    """The run table, storage and histograms (the chunk file) of a train job: ancient while the
+    training key is unchanged, so that adding runs (which rewrites the first two) retrains
+    nothing; plain when it changed, so that the job reruns even when merge or run_table rerun too
+    (Snakemake does not look at the params of jobs downstream of a job that reruns)."""
 
     def inner(wildcards):
         paths = {
             "runs": f"results/{wildcards.pd}/runs.parquet",
             "storage": f"results/{wildcards.pd}/data/{chunk.subsystem}.parquet",
+            "histograms": f"results/{wildcards.pd}/chunks/{chunk.id}.json",
         }
         now, trained_with = current_key(chunk, wildcards)
         return {key: ancient(path) for key, path in paths.items()} if now == trained_with else paths

@@ -1,10 +1,28 @@
 # Model jobs: one job trains (or scores) every histogram of a chunk (up to histograms_per_job of
 # one subsystem) for one algorithm config. Rules are made per chunk so that every histogram keeps
 # its own outputs (models/ALGO/HIST/, scores/ALGO/HIST.parquet) that can be asked for alone.
-# A model reruns when its training key changes (params, preprocessing, histograms, the files and
-# labels of its training runs: training_key and training_inputs in common.smk), not when runs are
-# added. The chunk's training record (results/PD/training/ALGO/CHUNK.json) is kept by the train
-# job across reruns, so it is not a declared output.
+# A model reruns when its training key changes (params, code, preprocessing, histograms, the files
+# and labels of its training runs: training_key and training_inputs in common.smk), not when runs
+# are added. The chunk's training record (results/PD/training/ALGO/CHUNK.json) is kept by the train
+# job across reruns, so it is not a declared output. The chunk's histograms and the model folders
+# of a training are named in files (results/PD/chunks/CHUNK.json, training/ALGO/CHUNK.models.json),
+# not in params or inputs, which Snakemake would record with each of the job's hundreds of outputs
+# (dqmflow.chunks).
+
+
+rule chunk_histograms:
+    output:
+        histograms="results/{pd}/chunks/{chunk}.json",
+    params:
+        histograms=chunk_columns,
+    log:
+        "logs/{pd}/chunks/{chunk}.log",
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/chunk_histograms.py"
+
 
 for chunk in PLAN.chunks:
 
@@ -16,8 +34,8 @@ for chunk in PLAN.chunks:
             config=algorithm_file,
         output:
             models=[directory(path) for path in model_dirs(chunk)],
+            manifest=model_manifest(chunk),
         params:
-            histograms=chunk.columns,
             algorithm=algorithm_params,
             preprocessing=config["preprocessing"],
             training=training_key(chunk),
@@ -42,13 +60,12 @@ for chunk in PLAN.chunks:
         input:
             runs="results/{pd}/runs.parquet",
             storage=f"results/{{pd}}/data/{chunk.subsystem}.parquet",
-            models=model_dirs(chunk),
+            models=model_manifest(chunk),
             config=algorithm_file,
         output:
             scores=[f"results/{{pd}}/scores/{{algo}}/{slug}.parquet" for slug in chunk.slugs],
             reco=[f"results/{{pd}}/reco/{{algo}}/{slug}.parquet" for slug in chunk.slugs],
         params:
-            histograms=chunk.columns,
             algorithm=algorithm_params,
             preprocessing=config["preprocessing"],
             reconstructions=RECONSTRUCTIONS,

@@ -3,11 +3,13 @@
 import numpy as np
 
 from dqmflow.algorithms import load_config
+from dqmflow.chunks import read_model_manifest
 from dqmflow.models import Preprocessing, score_chunk
 from dqmflow.scriptlog import setup, timed
 
 log = setup(snakemake)
-columns = snakemake.params.histograms
+models = read_model_manifest(snakemake.input.models, len(snakemake.output.scores))
+columns = list(models)
 settings = snakemake.params.reconstructions
 with timed(log):
     result = score_chunk(
@@ -15,7 +17,7 @@ with timed(log):
         snakemake.input.storage,
         load_config(snakemake.input.config),
         Preprocessing(**snakemake.params.preprocessing),
-        dict(zip(columns, snakemake.input.models, strict=True)),
+        models,
         dict(zip(columns, snakemake.output.scores, strict=True)),
         dict(zip(columns, snakemake.output.reco, strict=True)),
         n_reconstructed=settings["n_reconstructed"],
