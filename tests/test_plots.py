@@ -442,6 +442,14 @@ def test_bootstrap_bands_are_those_of_one_resample_at_a_time() -> None:
         ("#sqrt{p_{T}}", r"√(p$_{\mathrm{T}}$)"),
         ("cost $5", r"cost \$5"),
         ("Occupancy", "Occupancy"),
+        ("#sigma_{i#etai#eta}", r"σ$_{\mathrm{iηiη}}$"),
+        ("#DeltaR", "ΔR"),
+        ("#bf{p_{T}}", r"p$_{\mathrm{T}}$"),
+        ("p_{T_{1}}", r"p$_{\mathrm{T}_{\mathrm{1}}}$"),
+        ("N_{#upsilon}", r"N$_{\mathrm{υ}}$"),
+        ("x_{a&b}", r"x$_{\mathrm{ab}}$"),
+        ("#font[12]{x}_{1}", r"x$_{\mathrm{1}}$"),
+        ("a_{", "a_{"),
     ],
 )
 def test_root_axis_titles_become_matplotlib_text(root: str, expected: str) -> None:
@@ -472,3 +480,15 @@ def test_reconstruction_figures_draw_axis_titles_as_mathtext(tmp_path: Path) -> 
         assert xlabel in shown and "$" in xlabel and r"\$" not in "".join(shown)
         if len(shape) == 3:
             assert ylabel in shown
+
+
+def test_a_title_matplotlib_cannot_parse_costs_its_formatting_not_the_figure(tmp_path: Path) -> None:
+    """Whatever reaches a figure as mathtext is checked first: a broken expression is drawn as
+    plain words (before, one odd ROOT title stopped the figures job and the web page)."""
+    broken = r"x$_{\mathrm{a\#b}}$"
+    assert plots.drawable_text(broken) == "x_a#b"
+    assert plots.drawable_text(r"p$_{\mathrm{T}}$ [GeV]") == r"p$_{\mathrm{T}}$ [GeV]"
+    originals = np.random.default_rng(0).random((1, 10))
+    plots.plot_reconstructions(originals, originals, [np.arange(11.0)], [1], [1.0], TITLE, tmp_path / "a.png",
+                               xlabel=broken, ylabel="y$")  # fmt: skip
+    assert (tmp_path / "a.png").stat().st_size > 1000

@@ -32,7 +32,7 @@ import pickle
 import re
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -653,49 +653,92 @@ def _histogram_figures(
 
 _GREEK = {
     "alpha": "α", "beta": "β", "gamma": "γ", "Gamma": "Γ", "delta": "δ", "Delta": "Δ", "epsilon": "ε",
-    "varepsilon": "ε", "zeta": "ζ", "eta": "η", "theta": "θ", "Theta": "Θ", "kappa": "κ", "lambda": "λ",
-    "Lambda": "Λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "Pi": "Π", "rho": "ρ", "sigma": "σ",
-    "Sigma": "Σ", "tau": "τ", "phi": "φ", "varphi": "φ", "Phi": "Φ", "chi": "χ", "psi": "ψ", "Psi": "Ψ",
-    "omega": "ω", "Omega": "Ω", "pm": "±", "mp": "∓", "times": "×", "circ": "°", "deg": "°",
-    "sqrt": "√", "infty": "∞", "leq": "≤", "geq": "≥", "neq": "≠", "approx": "≈", "sim": "~",
-    "rightarrow": "→", "leftarrow": "←", "cdot": "·", "ell": "ℓ", "partial": "∂", "sum": "Σ",
+    "varepsilon": "ε", "zeta": "ζ", "eta": "η", "theta": "θ", "Theta": "Θ", "iota": "ι", "kappa": "κ",
+    "lambda": "λ", "Lambda": "Λ", "mu": "μ", "nu": "ν", "xi": "ξ", "omicron": "ο", "pi": "π", "Pi": "Π",
+    "rho": "ρ", "sigma": "σ", "Sigma": "Σ", "tau": "τ", "upsilon": "υ", "Upsilon": "Υ", "phi": "φ",
+    "varphi": "φ", "Phi": "Φ", "chi": "χ", "psi": "ψ", "Psi": "Ψ", "omega": "ω", "Omega": "Ω",
+    "pm": "±", "mp": "∓", "times": "×", "circ": "°", "deg": "°", "infty": "∞", "leq": "≤", "geq": "≥",
+    "neq": "≠", "approx": "≈", "sim": "~", "rightarrow": "→", "leftarrow": "←", "cdot": "·", "ell": "ℓ",
+    "partial": "∂", "sum": "Σ",
 }  # fmt: skip
-_ROOT_SYMBOL = re.compile(r"#(" + "|".join(sorted(_GREEK, key=len, reverse=True)) + r")(?![A-Za-z])")
-_ROOT_STYLE = re.compile(r"#(?:it|bf|rm|mathrm|bar|hat|tilde|vec|dot|font\[\d*\]|color\[\d*\])\{([^{}]*)\}")
-_ROOT_SCRIPT = re.compile(r"([_^])\{([^{}]*)\}")
+# Longest first: ROOT reads #DeltaR as Δ then R, #etai#eta as η, i, η.
+_ROOT_SYMBOL = re.compile(r"#(" + "|".join(sorted(_GREEK, key=len, reverse=True)) + r")")
+_ROOT_STYLES = ("it", "bf", "rm", "mathrm", "bar", "hat", "tilde", "vec", "dot", "font", "color", "bold")
+_MATH_SPECIAL = re.compile(r"[#&%{}$\\^_~]")
 
 
 def root_text(title: str) -> str:
     """A ROOT title (TLatex: ``#chi^{2}/ndof``, ``p_{T} [GeV]``, ``#Delta#phi``) as matplotlib
-    text: symbols as Unicode letters, ``^{...}``/``_{...}`` as mathtext super- and subscripts,
-    styles (``#it{}``, ``#bf{}``, ...) dropped, a literal ``$`` escaped."""
-    text = title.replace("$", r"\$")
-    text = _root_sqrt(text)
-    text = _ROOT_SYMBOL.sub(lambda m: _GREEK[m.group(1)], text)
-    for _ in range(3):  # nested styles
-        text = _ROOT_STYLE.sub(r"\1", text)
-    text = _ROOT_SCRIPT.sub(lambda m: f"${m.group(1)}{{{_math_plain(m.group(2))}}}$", text)
-    return text.replace("$$", "")  # adjacent scripts (E_{T}^{miss}) form one math run
+    text: symbols as Unicode letters, ``^{...}``/``_{...}`` (nested too) as upright mathtext
+    super- and subscripts, styles (``#it{}``, ``#bf{}``, ...) and unknown commands dropped to
+    their text, a literal ``$`` escaped. Figures check it once more before drawing
+    (:func:`dqmflow.plots.drawable_text`)."""
+    text = _ROOT_SYMBOL.sub(lambda m: _GREEK[m.group(1)], title)
+    text = _root_command(text, "sqrt", lambda inner: "√" + (inner if len(inner) == 1 else f"({inner})"))
+    for style in _ROOT_STYLES:
+        text = _root_command(text, style, lambda inner: inner)
+    text = re.sub(r"#(?=[A-Za-z])", "", text)  # an unknown command: its name, as text
+    out: list[str] = []
+    plain: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] in "_^" and text[i + 1 : i + 2] == "{" and (end := _closing(text, i + 1)) > 0:
+            math = [f"{text[i]}{{{_math_inner(text[i + 2 : end])}}}"]
+            i = end + 1
+            while text[i : i + 1] in ("_", "^") and text[i + 1 : i + 2] == "{" and (end := _closing(text, i + 1)) > 0:
+                math.append(f"{text[i]}{{{_math_inner(text[i + 2 : end])}}}")  # E_{T}^{miss}: one math run
+                i = end + 1
+            out.append("".join(plain).replace("$", r"\$") + "$" + "".join(math) + "$")
+            plain = []
+        else:
+            plain.append(text[i])
+            i += 1
+    return "".join(out) + "".join(plain).replace("$", r"\$")
 
 
-def _root_sqrt(text: str) -> str:
-    """``#sqrt{x}`` as ``√x``, ``#sqrt{p_{T}}`` as ``√(p_{T})`` (braces matched)."""
-    while (start := text.find("#sqrt{")) >= 0:
-        depth, end = 0, len(text)
-        for i in range(start + 5, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                end = i
-                break
-        inner = text[start + 6 : end]
-        text = text[:start] + "√" + (inner if len(inner) == 1 else f"({inner})") + text[end + 1 :]
+def _closing(text: str, start: int) -> int:
+    """Index of the brace closing the one at ``start``; -1 if it never closes."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return -1
+
+
+def _root_command(text: str, name: str, render: Callable[[str], str]) -> str:
+    """Every ``#name{...}`` (``#name[...]{...}`` too) replaced by ``render(inner)``, braces matched."""
+    pattern = re.compile(rf"#{name}(\[[^\]]*\])?\{{")
+    while (m := pattern.search(text)) is not None:
+        end = _closing(text, m.end() - 1)
+        inner = text[m.end() : end] if end > 0 else text[m.end() :]
+        text = text[: m.start()] + render(inner) + (text[end + 1 :] if end > 0 else "")
     return text
 
 
-def _math_plain(text: str) -> str:
-    """``text`` set upright inside mathtext (spaces kept; mathtext's specials escaped)."""
-    escaped = re.sub(r"([#%&{}])", r"\\\1", text).replace(" ", r"\ ")
-    return rf"\mathrm{{{escaped}}}" if escaped else ""
+def _math_inner(text: str) -> str:
+    """The inside of a super- or subscript as mathtext: nested scripts kept, every run of text
+    upright (``\\mathrm``), its spaces kept and characters mathtext cannot take left out."""
+    out: list[str] = []
+    run: list[str] = []
+    i = 0
+
+    def flush() -> None:
+        if run:
+            said = _MATH_SPECIAL.sub("", "".join(run)).replace(" ", r"\ ")
+            out.append(rf"\mathrm{{{said}}}" if said else "")
+            run.clear()
+
+    while i < len(text):
+        if text[i] in "_^" and text[i + 1 : i + 2] == "{" and (end := _closing(text, i + 1)) > 0:
+            flush()
+            out.append(f"{text[i]}{{{_math_inner(text[i + 2 : end])}}}")
+            i = end + 1
+        else:
+            run.append(text[i])
+            i += 1
+    flush()
+    return "".join(out)
 
 
 def _axis_title(meta: Mapping[str, Any], axis: int) -> str:

@@ -344,6 +344,23 @@ def _title_space(title: str) -> float:
     return _TITLE_PAD + _LINE * _lines(title) if title else 0.0
 
 
+def drawable_text(text: str) -> str:
+    """``text`` if matplotlib can draw it (its mathtext parses); otherwise the same words without
+    mathtext, so that an odd ROOT title costs its formatting, never the figure."""
+    from matplotlib.mathtext import MathTextParser
+
+    segments = re.split(r"(?<!\\)\$", text)
+    try:
+        for math in segments[1::2]:
+            MathTextParser("path").parse(f"${math}$")
+        if len(segments) % 2 == 0:  # an unpaired $
+            raise ValueError(text)
+    except ValueError:
+        plain = re.sub(r"\\mathrm\{|[{}]|(?<!\\)\$", "", text).replace("\\ ", " ")
+        return _escape(re.sub(r"\\([#&%_^~$])", r"\1", plain))
+    return text
+
+
 def _escape(text: object) -> str:
     """``text`` as matplotlib should draw it literally (``$`` would start mathtext)."""
     return str(text).replace("$", r"\$")
@@ -1064,7 +1081,7 @@ def _reconstructions_1d(
         return fig, axes
 
     fig, axes = _kept_figure(("reco_1d", n, reco is not None, width, height, hgap), build)
-    x_text, y_text = xlabel or "x", ylabel or "fraction of entries"
+    x_text, y_text = drawable_text(xlabel or "x"), drawable_text(ylabel or "fraction of entries")
     for i in range(n):
         if reco is not None:
             ax, res = axes[2 * i], axes[2 * i + 1]
@@ -1124,7 +1141,7 @@ def _reconstructions_2d(
     width = 2.5 if reco is not None else 4.6
     fig, axes = _reused_axes("reco_2d", n, ncols, width=width, height=2.2, wgap=1.5, hgap=0.55 + title_space)
     reco_text = _escape(reco_label)
-    x_text, y_text = xlabel or "x", ylabel or "y"
+    x_text, y_text = drawable_text(xlabel or "x"), drawable_text(ylabel or "y")
     for i in range(n):
         maps = [orig[i]] if reco is None else [orig[i], reco[i]]
         top = _finite_max(*maps)
