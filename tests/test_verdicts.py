@@ -414,3 +414,39 @@ def test_a_histogram_without_scores_says_why(rng: np.random.Generator) -> None:
         "preprocessing.min_entries (at most 4,200 entries): lower it to use this histogram"
     ) in problems
     assert any("untrained' [pca] has no score in any run: its model could not be trained" in p for p in problems)
+    # as the workflow computes them: from the chunks' p-value tables
+    from dqmflow.assess import assess_histograms
+
+    chunk = assess_histograms(pd.concat([table, sparse], ignore_index=True), None)
+    assert "(at most 4,200 entries)" in " ".join(run_verdicts(chunk.pvalues, pvalues=chunk.pvalues).problems)
+
+
+def test_outlier_rules_at_the_edges() -> None:
+    """Two close outliers among 14 reference runs are both left out (one would mask the other);
+    an empty histogram (+inf) in one reference run is an outlier, in many it is the histogram's
+    normal state; at least ``keep`` reference scores always stay."""
+    from dqmflow.verdicts import reference_outliers
+
+    rng = np.random.default_rng(3)
+    body = np.exp(rng.normal(0, 0.1, 12))
+    two = np.r_[body, 300.0, 310.0]
+    assert reference_outliers(two, np.ones(14, bool)).sum() == 2
+    empty = np.r_[body, np.inf]
+    assert reference_outliers(empty, np.ones(13, bool)).tolist() == [False] * 12 + [True]
+    often_empty = np.r_[body, np.inf, np.inf, np.inf]
+    assert not reference_outliers(often_empty, np.ones(15, bool)).any()
+    assert not reference_outliers(two, np.ones(14, bool), keep=13).any()
+    assert reference_outliers(two, np.ones(14, bool), keep=12).sum() == 2
+
+
+def test_the_run_level_calibration_keeps_enough_runs_to_flag(rng: np.random.Generator) -> None:
+    """20 reference runs at a 5% false-alarm rate: leaving out an outlier would leave 19, and no
+    run could be flagged; the outlier stays in the calibration."""
+    from dqmflow.verdicts import _empirical_run_p
+
+    score = np.r_[np.exp(rng.normal(0, 0.1, 19)), 50.0, 60.0]
+    is_ref = np.r_[np.ones(20, bool), False]
+    p, n, outliers = _empirical_run_p(score, is_ref, 0.05)
+    assert n == 20 and not outliers.any() and p[-1] <= 0.05
+    p, n, outliers = _empirical_run_p(score, is_ref, 0.1)
+    assert n == 19 and outliers[19] and p[-1] <= 0.1

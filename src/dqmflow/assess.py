@@ -469,7 +469,7 @@ def assess_histograms(
         false_alarm=pd.concat(far_frames, ignore_index=True) if far_frames else pd.DataFrame(),
         confusion=pd.DataFrame(confusion_rows),
         top_runs=pd.concat(top_frames, ignore_index=True) if top_frames else pd.DataFrame(),
-        pvalues=pvalues[keep + [c for c in ("label", "split", "year") if c in pvalues.columns]],
+        pvalues=pvalues[keep + [c for c in ("label", "split", "year", "entries") if c in pvalues.columns]],
         figures=pd.DataFrame(figure_rows, columns=["histogram", "algorithm", "kind", "file", "runs"]),
         figure_plan=cache.calls if isinstance(cache, FigurePlan) else [],
     )

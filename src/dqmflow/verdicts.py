@@ -38,8 +38,13 @@ Outliers among the reference runs
     below it gets a large p-value and the tail scale grows with it. The largest reference scores
     are left out of the reference when the tail of the others puts them beyond the largest
     other score with probability below ``1e-5`` (Dixon's gap test with the exponential tail
-    above; at most 10% of the reference, the most first so that two outliers do not mask each
-    other): they are compared with the rest like any other run, and named in the problems.
+    above; at most 10% of the reference, but 2 from 8 reference runs on, the most first so that
+    two outliers do not mask each other): they are compared with the rest like any other run,
+    and named in the problems. A ``+inf`` reference score (an empty histogram in a run presumed
+    good) is an outlier too, unless more are than that share allows (a histogram that good runs
+    often leave empty). A histogram missing from a run keeps the floor of the whole reference.
+    At run level, outliers are left out only while at least ``1 / false_alarm_rate`` reference
+    runs remain, so that a run can still be flagged.
     Measured on clean references (4,000 draws each): log-normal or normal scores lose a score in
     at most 0.35% of the tests with 5-10 reference runs and none from 17 on; Pareto-tailed scores
     (the heaviest the tail model expects) in about 1% with 5-10 runs, 0.1% with 17. A dead muon
@@ -184,22 +189,33 @@ def _tail_scale(t_ref: np.ndarray) -> float:
     return max(beta, float(t_ref[-1] - np.median(t_ref)) / np.log(max(len(t_ref) / 2, 2.0)))
 
 
-def reference_outliers(scores: np.ndarray, is_reference: np.ndarray) -> np.ndarray:
-    """The reference scores to leave out as outliers (module doc): a mask over ``scores``."""
+def reference_outliers(scores: np.ndarray, is_reference: np.ndarray, keep: int = 0) -> np.ndarray:
+    """The reference scores to leave out as outliers (module doc): a mask over ``scores``. At
+    least ``keep`` reference scores stay (the run level keeps enough to flag at its false-alarm
+    rate)."""
     s = np.asarray(scores, dtype=np.float64)
-    ref_mask = np.asarray(is_reference, dtype=bool) & np.isfinite(s)
+    ref_all = np.asarray(is_reference, dtype=bool) & ~np.isnan(s)
     out = np.zeros(len(s), dtype=bool)
+    n_all = int(ref_all.sum())
+    cap = min(max(1 if n_all < 8 else 2, int(_OUTLIER_FRACTION * n_all)), n_all - keep)
+    infinite = ref_all & (s == np.inf)  # an empty histogram in a run presumed good
+    if infinite.any():
+        if infinite.sum() > cap:  # a histogram often empty in good runs: that is its normal state
+            return out
+        out |= infinite
+        cap -= int(infinite.sum())
+    ref_mask = ref_all & np.isfinite(s)
     ref = np.sort(s[ref_mask])
     t_ref, _ = _transform(ref)  # the same order: every score is finite
     n = len(t_ref)
-    for j in range(max(1, int(_OUTLIER_FRACTION * n)), 0, -1):
+    for j in range(cap, 0, -1):  # the most outliers first: two close ones must not mask each other
         body = t_ref[: n - j]
         if len(body) < _TAIL_MIN + 1:
             continue
         beta = _tail_scale(body)
         gap = float(t_ref[n - j] - body[-1])
         if np.isfinite(beta) and beta > 0 and np.exp(-gap / beta) < _OUTLIER_P:
-            out = ref_mask & (s >= ref[n - j])
+            out |= ref_mask & (s >= ref[n - j])
             break
     return out
 
@@ -260,12 +276,15 @@ def histogram_pvalues(scores: pd.DataFrame, reference: Reference = "auto") -> pd
     for _, index in frame.groupby(["histogram", "algorithm"], sort=False).indices.items():
         outlier[index] = reference_outliers(frame["score"].to_numpy()[index], is_ref[index])
         gp, gg, n = empirical_pvalues(frame["score"].to_numpy()[index], is_ref[index] & ~outlier[index])
-        if n >= 2:
-            gp[missing[index]] = 1.0 / n
-            gg[missing[index]] = 1.0 / n
+        if n >= 2:  # the floor of the whole reference, outliers included, as every other test's
+            floor = 1.0 / (n + int(outlier[index].sum()))
+            gp[missing[index]] = floor
+            gg[missing[index]] = floor
         p[index], graded[index], n_ref[index] = gp, gg, n
     keep = [
-        c for c in ("run_number", "histogram", "algorithm", "score", "label", "split", "year") if c in frame.columns
+        c
+        for c in ("run_number", "histogram", "algorithm", "score", "label", "split", "year", "entries")
+        if c in frame.columns
     ]
     out = frame[keep].copy()
     out["p_value"] = p
@@ -432,10 +451,14 @@ def _run_split(splits: set[str]) -> str:
     return ""
 
 
-def _empirical_run_p(score: np.ndarray, is_reference: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
-    """Run p-values, the number of reference runs and the reference runs left out as outliers."""
+def _empirical_run_p(
+    score: np.ndarray, is_reference: np.ndarray, false_alarm_rate: float
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """Run p-values, the number of reference runs and the reference runs left out as outliers
+    (never so many that fewer than 1 / false_alarm_rate remain: a run could no longer be flagged)."""
     ok = ~np.isnan(score)
-    outlier = reference_outliers(np.where(ok, score, np.nan), is_reference & ok)
+    keep = int(np.ceil(1.0 / false_alarm_rate - 1e-9))
+    outlier = reference_outliers(np.where(ok, score, np.nan), is_reference & ok, keep=keep)
     p, _, n = empirical_pvalues(np.where(ok, score, np.nan), is_reference & ok & ~outlier)
     return p, n, outlier
 
@@ -566,7 +589,7 @@ def run_verdicts(
                 sub, combiner, weights=weights[cols] * 0 + 1.0, alpha=alpha, floor=floor
             )
     score = run_scores[combiner].to_numpy()
-    p_run, n_runs_ref, run_outliers = _empirical_run_p(score, run_ref)
+    p_run, n_runs_ref, run_outliers = _empirical_run_p(score, run_ref, false_alarm_rate)
     problems += _outlier_problems(pv_used, info.index[run_outliers])
     if n_runs_ref and false_alarm_rate < 1.0 / n_runs_ref:
         problems.append(
@@ -609,7 +632,7 @@ def run_verdicts(
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     table = table.reset_index(drop=True)
     run_scores = run_scores.reset_index()
-    run_scores.insert(1, "reference", run_ref)
+    run_scores.insert(1, "reference", run_ref & ~run_outliers)  # the runs the calibration used
     return Verdicts(
         table=table,
         run_scores=run_scores,
