@@ -478,3 +478,22 @@ def test_merge_stops_when_no_histogram_of_the_contents_file_was_read(tmp_path: P
     message = str(info.value)
     assert message.startswith("none of the 3 histograms of the contents file was read from any file: 3 histogram(s) ")
     assert message.count("no subsystem folder 's' in this file (it has: S)") == 1
+
+
+def test_a_histogram_with_nan_bins_is_reported_unreadable_not_scored(tmp_path: Path) -> None:
+    """NaN or inf bin contents (a broken DQM module) cannot be scored or used as a reference:
+    that run's histogram is an 'unreadable' row naming how many bins, and is missing in the table."""
+    root = tmp_path / "DQMGUI_data"
+    runs = [300001, 300002, 300003]
+    for run in runs:
+        values = np.full(10, 5.0)
+        if run == 300002:
+            values[[3, 7]] = [np.nan, np.inf]
+        _write(_dqm_path(root, run), run, {"S/Run summary/h": to_th1f("h", values, np.arange(11.0))})
+    h = HistogramName("S", "/Run summary/h")
+    table, report, _ = fetch_and_merge(root, tmp_path / "results" / "PD", [h], _split_datasets(runs))
+    frame = pd.read_parquet(table).set_index("run_number")
+    assert frame.loc[300002, h.column] is None and frame.loc[300001, h.column] is not None
+    row = report[(report["run_number"] == 300002) & (report["histogram"] == h.column)]
+    assert list(row["status"]) == ["unreadable"]
+    assert row["problem"].iloc[0] == "unreadable: 2 of 10 bin contents are not finite (NaN or inf)"

@@ -234,6 +234,15 @@ def score_chunk(
             empty = (data.counts.reshape(len(data), -1).sum(axis=1) == 0) & ~np.isin(
                 data.split, ("missing", "low_stats")
             )
+            # Bin contents that are not numbers (NaN, inf: a broken histogram) score +inf too.
+            broken = ~_finite_counts(data.counts) & (data.split != "missing")
+            if broken.any():
+                log.warning(
+                    "histogram %r: runs %s have bin contents that are not finite numbers: scored +inf",
+                    column,
+                    ", ".join(str(int(r)) for r in batch.runs[broken][:10]),
+                )
+            empty |= broken
             fresh[empty] = np.inf
             scores[rows, j] = fresh[scored]
             for name, values in fresh_extras.items():
@@ -267,6 +276,11 @@ def score_chunk(
     return ChunkScores(out, len(todo) if model is not None else 0)
 
 
+def _finite_counts(counts: np.ndarray) -> np.ndarray:
+    """Per run: every bin content is a finite number."""
+    return np.isfinite(counts.reshape(len(counts), -1)).all(axis=1)
+
+
 def _check_block(block: ScoreBlock, batch: Batch, tag: str, trained: Sequence[str], scored: np.ndarray) -> None:
     """The contract of a scored batch: one row per run of the batch, the columns asked for, and a
     score for every run to score (rows ``scored``; the others were read as references) that has
@@ -286,7 +300,7 @@ def _check_block(block: ScoreBlock, batch: Batch, tag: str, trained: Sequence[st
             continue
         if column not in position:
             raise ValueError(f"algorithm config {tag!r} gave no score for histogram {column!r} (its model is trained)")
-        present = (data.split != "missing") & np.isin(np.arange(n_runs), scored)
+        present = (data.split != "missing") & np.isin(np.arange(n_runs), scored) & _finite_counts(data.counts)
         nan = present & np.isnan(block.score[:, position[column]])
         if nan.any():
             examples = ", ".join(str(int(r)) for r in batch.runs[nan][:5])

@@ -236,9 +236,16 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
                 problems[name] = f"unreadable: {type(err).__name__}: {err}"
                 continue
             try:
-                found[name] = from_uproot(obj)
+                hist = from_uproot(obj)
             except HistogramTypeError as err:
                 problems[name] = f"wrong type: {err}"
+                continue
             except Exception as err:
                 problems[name] = f"unreadable: {type(err).__name__}: {err}"
+                continue
+            bad = int((~np.isfinite(hist.values)).sum())
+            if bad:  # NaN or inf bin contents: no algorithm can score them, no reference can use them
+                problems[name] = f"unreadable: {bad} of {hist.values.size} bin contents are not finite (NaN or inf)"
+                continue
+            found[name] = hist
     return found, problems
