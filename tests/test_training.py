@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dqmflow.runtable import uniform
 from dqmflow.training import training_key
 
@@ -42,7 +44,8 @@ def test_params_preprocessing_and_histograms_count() -> None:
 
 def test_editing_an_algorithms_code_changes_its_digest_and_the_key(tmp_path, monkeypatch) -> None:
     """A user developing an algorithm edits its module: its models must retrain (the training key
-    holds the digest of the algorithm's source and of the helpers it uses), other algorithms not."""
+    holds the digest of the algorithm's code and of the helpers it uses), other algorithms not, and
+    neither on an edited comment or docstring, nor on an edit of base's config parsing."""
     import importlib.util
     import sys
 
@@ -69,11 +72,20 @@ def test_editing_an_algorithms_code_changes_its_digest_and_the_key(tmp_path, mon
     cls = load("dqmflow.algorithms._digest_mine", module).Mine
     pca = load_config("config/algorithms/pca_2.yaml")
     before, pca_before = algorithm_code_digest(cls), pca.code_digest()
-    module.write_text(module.read_text() + "# tuned\n")
+    module.write_text(module.read_text().replace("    pass", '    """Mine, tuned."""  # a comment'))
+    assert algorithm_code_digest(cls) == before, "a docstring or a comment is not code"
+    module.write_text(module.read_text() + "SCALE = 2.0\n")
     after = algorithm_code_digest(cls)
     assert after != before, "an edit of the algorithm's module"
     helper.write_text("def shape(x):\n    return 2 * x\n")
     assert algorithm_code_digest(cls) != after, "an edit of a helper it uses"
     assert pca.code_digest() == pca_before, "other algorithms keep their models"
-    base = training_key(RUNS, {}, {}, algorithm=ALGO, preprocessing=PREP, columns=COLUMNS, code=before)
-    assert training_key(RUNS, {}, {}, algorithm=ALGO, preprocessing=PREP, columns=COLUMNS, code=after) != base
+    from dqmflow.algorithms import base
+
+    current = algorithm_code_digest(cls)
+    edited = tmp_path / "base.py"  # base's config parsing edited (its file, as the digest would read it)
+    edited.write_text(Path(base.__file__).read_text().replace("missing parameter(s)", "parameters missing"))
+    monkeypatch.setattr(base, "__file__", str(edited))
+    assert algorithm_code_digest(cls) == current and pca.code_digest() == pca_before
+    key = training_key(RUNS, {}, {}, algorithm=ALGO, preprocessing=PREP, columns=COLUMNS, code=before)
+    assert training_key(RUNS, {}, {}, algorithm=ALGO, preprocessing=PREP, columns=COLUMNS, code=after) != key

@@ -161,7 +161,7 @@ def training_pool(
             return pool
     raise RuntimeError(
         f"{record}: the run table {run_table} does not match the training runs the workflow planned with "
-        f"(key {key}); it changed while the workflow ran: run snakemake again"
+        f"(key {key}): the run table or the algorithm's code changed while the workflow ran: run snakemake again"
     )
 
 

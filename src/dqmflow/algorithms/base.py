@@ -20,12 +20,15 @@ defaults, so a typo fails before any job runs.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import importlib
+import inspect
 import json
 import pkgutil
 import re
+import textwrap
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -472,22 +475,59 @@ class AlgorithmConfig:
 
 
 def algorithm_code_digest(cls: type) -> str:
-    """Digest of the source files an algorithm class is made of: the dqmflow modules of the
-    classes it derives from, and the ``dqmflow.algorithms`` modules whose functions or classes
-    those modules use (e.g. a network builder in a helper module). Editing any of them, even a
-    comment, gives another digest, as Snakemake's ``code`` trigger does for a rule's script."""
-    modules = {c.__module__ for c in cls.__mro__ if c.__module__.startswith("dqmflow.")}
-    for name in list(modules):
-        for value in vars(importlib.import_module(name)).values():
-            owner = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
-            if isinstance(owner, str) and owner.startswith("dqmflow.algorithms."):
-                modules.add(owner)
-    files = (str(importlib.import_module(name).__file__) for name in sorted(modules))
-    return hashlib.sha1("|".join(_file_digest(f) for f in files).encode()).hexdigest()
+    """Digest of the code an algorithm's models come from, as Python code (its syntax tree without
+    docstrings: editing a comment or a docstring retrains nothing):
+
+    * the modules of the classes it derives from, and the ``dqmflow.algorithms`` helper modules
+      whose functions or classes they use, transitively (e.g. a network builder);
+    * of ``base`` (config parsing, messages: every algorithm imports it) only the classes it
+      derives from and the ``PerHistogram`` adapter that trains a per-histogram algorithm;
+    * the losses of a reconstruction algorithm, and ``dqmflow.preprocess`` (how histograms are
+      normalised and split before they reach a model).
+    """
+    pending = [c.__module__ for c in cls.__mro__ if c.__module__.startswith("dqmflow.") and c.__module__ != __name__]
+    pending.append("dqmflow.preprocess")
+    if issubclass(cls, ReconstructionAlgorithm):
+        pending.append("dqmflow.algorithms.losses")
+    modules: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in modules or name == __name__:
+            continue
+        modules.add(name)
+        if name.startswith("dqmflow.algorithms."):
+            for value in vars(importlib.import_module(name)).values():
+                owner = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+                if isinstance(owner, str) and owner.startswith("dqmflow.algorithms."):
+                    pending.append(owner)
+    files = [Path(str(importlib.import_module(name).__file__)) for name in sorted(modules)]
+    sources = [path.read_text(encoding="utf-8") for path in files]
+    own = [c for c in cls.__mro__ if c.__module__ == __name__]
+    if issubclass(cls, Algorithm):
+        own.append(PerHistogram)
+    sources += [inspect.getsource(c) for c in own]
+    return hashlib.sha1("|".join(_code_digest(source) for source in sources).encode()).hexdigest()
+
+
+class _NoDocstrings(ast.NodeTransformer):
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        super().generic_visit(node)
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            first = body[0].value
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+        return node
+
+
+def _code_digest(source: str) -> str:
+    """Digest of Python ``source`` as code: comments, docstrings and layout do not count."""
+    tree = _NoDocstrings().visit(ast.parse(textwrap.dedent(source)))
+    return hashlib.sha1(ast.dump(tree, include_attributes=False).encode()).hexdigest()
 
 
 def _file_digest(path: str | Path) -> str:
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    return _code_digest(Path(path).read_text(encoding="utf-8"))
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
