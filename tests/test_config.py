@@ -185,7 +185,7 @@ def test_a_listed_run_without_a_file_is_one_report_row_that_says_to_refresh(tmp_
     (saying how to pick up a file that appeared since discovery), not a second label_no_file row."""
     import json
 
-    from dqmflow.discover import select
+    from dqmflow.discover import DqmFile, select
 
     monkeypatch.chdir(REPO)
     datasets = {"primary_datasets": ["SingleMuon"], "years": {"2018": {"productions": ["UL2018"],
@@ -194,13 +194,20 @@ def test_a_listed_run_without_a_file_is_one_report_row_that_says_to_refresh(tmp_
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["datasets"] = str(tmp_path / "datasets.json")
     plan = Plan.from_config(config)
-    chosen = select([], plan.datasets)
+    name = "DQM_V0001_R000315000__SingleMuon__Run2018A-PromptReco-v1__DQMIO.root"
+    prompt = DqmFile(315000, 2018, "A", "PromptReco-v1", 1, "SingleMuon", f"/eos/{name}")  # not UL2018
+    chosen = select([prompt], plan.datasets)
     rows = plan.selection_problems(chosen) + plan.unmatched_labels(chosen)
     by_run: dict[int, list[str]] = {}
     for row in rows:
         by_run.setdefault(row["run_number"], []).append(row["status"])
     assert by_run == {315000: ["no_file"], 315001: ["no_file"], 315002: ["label_no_file"]}
-    assert all("snakemake --forcerun discover" in r["problem"] for r in rows if r["status"] == "no_file")
+    problems = {r["run_number"]: r["problem"] for r in rows if r["status"] == "no_file"}
+    assert "snakemake --forcerun discover" in problems[315001]
+    assert problems[315000] == (
+        "run 315000 of year 2018 is listed in the datasets file, but its files (A-PromptReco-v1) do not match "
+        "the year's productions and eras"
+    )
 
 
 def test_a_smaller_demo_with_the_shipped_labels_is_warned_about(monkeypatch) -> None:

@@ -497,3 +497,23 @@ def test_a_histogram_with_nan_bins_is_reported_unreadable_not_scored(tmp_path: P
     row = report[(report["run_number"] == 300002) & (report["histogram"] == h.column)]
     assert list(row["status"]) == ["unreadable"]
     assert row["problem"].iloc[0] == "unreadable: 2 of 10 bin contents are not finite (NaN or inf)"
+
+
+def test_merge_names_the_files_when_none_could_be_read(tmp_path: Path) -> None:
+    """Every file unreadable: the message names them and their errors (the fetch report, an
+    output of the failed merge, would be removed with it), not the contents file."""
+    from dqmflow.merge import NothingReadError
+
+    root = tmp_path / "DQMGUI_data"
+    runs = [300001, 300002]
+    for run in runs:
+        path = _dqm_path(root, run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    with pytest.raises(NothingReadError) as info:
+        fetch_and_merge(
+            root, tmp_path / "results" / "PD", [HistogramName("S", "/Run summary/h")], _split_datasets(runs)
+        )
+    message = str(info.value)
+    assert "no file could be read (2 files): " in message and "not a ROOT file, or cut short: 0 bytes" in message
+    assert "contents file" not in message.split("read from any file")[1]

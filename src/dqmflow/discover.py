@@ -252,6 +252,9 @@ class Selection:
     # years of the datasets file with files of which none passes the productions and eras (a typo
     # there): year -> processings (era and processing, e.g. "C-09Aug2019_UL2017-v1") found, counted
     empty_years: dict[int, dict[str, int]] = field(default_factory=dict)
+    # runs of the datasets file whose files all fail the year's productions or eras: run -> their
+    # era and processing (e.g. "C-PromptReco-v1")
+    rejected: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 def select(catalog: Iterable[DqmFile], datasets: Datasets) -> Selection:
@@ -260,6 +263,7 @@ def select(catalog: Iterable[DqmFile], datasets: Datasets) -> Selection:
     years = {sel.year: sel for sel in datasets.years}
     found: dict[int, Counter[str]] = {year: Counter() for year in years}
     matching: set[int] = set()  # years with a file that passes the productions and eras
+    rejected: dict[int, list[str]] = {}
     for item in catalog:
         sel = years.get(item.year)
         if sel is None:
@@ -269,6 +273,8 @@ def select(catalog: Iterable[DqmFile], datasets: Datasets) -> Selection:
             matching.add(item.year)
             if sel.lists_run(item.run):
                 by_run.setdefault(item.run, []).append(item)
+        elif sel.lists_run(item.run):
+            rejected.setdefault(item.run, []).append(f"{item.era}-{item.processing}")
     chosen: dict[int, DqmFile] = {}
     duplicates: list[tuple[DqmFile, DqmFile]] = []
     for run, candidates in sorted(by_run.items()):
@@ -281,7 +287,8 @@ def select(catalog: Iterable[DqmFile], datasets: Datasets) -> Selection:
         duplicates.extend((other, ranked[0]) for other in ranked[1:])
     missing = [(sel.year, run) for sel in datasets.years for run in sel.runs if run not in chosen]
     empty = {year: dict(found[year].most_common()) for year in years if found[year] and year not in matching}
-    return Selection(chosen, duplicates, sorted(set(missing)), empty)
+    left_out = {run: tuple(sorted(set(names))) for run, names in rejected.items() if run not in chosen}
+    return Selection(chosen, duplicates, sorted(set(missing)), empty, left_out)
 
 
 def batch_of(run: int, runs_per_batch: int) -> str:

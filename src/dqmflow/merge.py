@@ -104,7 +104,12 @@ def _binning_problems(man: pd.DataFrame, usable: pd.DataFrame) -> None:
 class NothingReadError(ValueError):
     """No histogram of the contents file was read from any file: nothing to train or assess."""
 
-    def __init__(self, wanted: Sequence[str], reasons: Mapping[str, str]) -> None:
+    def __init__(self, wanted: Sequence[str], reasons: Mapping[str, str], file_errors: Sequence[str] = ()) -> None:
+        head = f"none of the {len(wanted)} histograms of the contents file was read from any file: "
+        if file_errors and all(reasons.get(c) == "no file could be read" for c in wanted):
+            shown = "; ".join(file_errors[:3]) + (f"; and {len(file_errors) - 3} more" if len(file_errors) > 3 else "")
+            super().__init__(f"{head}no file could be read ({len(file_errors)} files): {shown}")
+            return
         grouped: dict[str, list[str]] = {}
         for column in wanted:
             grouped.setdefault(reasons.get(column, "was not read"), []).append(column)
@@ -115,7 +120,7 @@ class NothingReadError(ValueError):
             for reason, columns in grouped.items()
         ]
         super().__init__(
-            f"none of the {len(wanted)} histograms of the contents file was read from any file: "
+            head
             + "; ".join(lines)
             + ". Check the subsystem names and paths of the contents file against the files (e.g. with uproot)."
         )
@@ -276,7 +281,8 @@ def merge(
     missing_cols = [c for c in wanted if c not in meta]
     reasons = {c: _never_read_reason(man, c) for c in missing_cols}
     if wanted and len(missing_cols) == len(wanted):
-        raise NothingReadError(wanted, reasons)
+        errors = man[man["status"] == "file_error"].drop_duplicates("file") if "status" in man else man.iloc[:0]
+        raise NothingReadError(wanted, reasons, [f"{r.file}: {r.problem}" for r in errors.itertuples()])
     fields = [
         pa.field("run_number", pa.int64()),
         pa.field("year", pa.int64()),

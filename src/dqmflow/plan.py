@@ -474,7 +474,10 @@ class Plan:
                 "histogram": "",
                 "status": "no_file",
                 "problem": (
-                    f"run {run} of year {year} is listed in the datasets file but no matching file is in the "
+                    f"run {run} of year {year} is listed in the datasets file, but its files "
+                    f"({', '.join(selection.rejected[run])}) do not match the year's productions and eras"
+                    if run in selection.rejected
+                    else f"run {run} of year {year} is listed in the datasets file but no matching file is in the "
                     "discovery catalog: if its file appeared since, refresh it with snakemake --forcerun discover"
                 ),
             }
