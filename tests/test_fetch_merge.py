@@ -517,3 +517,36 @@ def test_merge_names_the_files_when_none_could_be_read(tmp_path: Path) -> None:
     message = str(info.value)
     assert "no file could be read (2 files): " in message and "not a ROOT file, or cut short: 0 bytes" in message
     assert "contents file" not in message.split("read from any file")[1]
+
+
+def test_a_read_that_fails_mid_file_is_a_file_error_not_unreadable_histograms(tmp_path: Path, monkeypatch) -> None:
+    """A server that dies while a file is read (an OSError on one of its objects) fails the whole
+    file: retried, then a file_error row and no shard, so that the next run reads it again. Before,
+    every histogram became 'unreadable' in an empty shard, reused forever, and the good run with
+    all histograms missing could be flagged."""
+    import dqmflow.rootio as rootio
+    from dqmflow.fetch import _permanent
+    from dqmflow.rootio import TruncatedFileError
+
+    root = tmp_path / "DQMGUI_data"
+    runs = [300001, 300002]
+    for run in runs:
+        _write(_dqm_path(root, run), run, {"S/Run summary/h": to_th1f("h", np.full(10, 5.0), np.arange(11.0))})
+    real = rootio.from_uproot
+
+    def dies_on_the_second_run(obj):
+        if "300002" in obj.file.file_path:
+            raise OSError("Bytes failed to read [FATAL] Connection error")
+        return real(obj)
+
+    monkeypatch.setattr(rootio, "from_uproot", dies_on_the_second_run)
+    h = HistogramName("S", "/Run summary/h")
+    table, report, _ = fetch_and_merge(root, tmp_path / "results" / "PD", [h], _split_datasets(runs))
+    rows = report[report["run_number"] == 300002]
+    assert list(rows["status"]) == ["file_error"] and "Connection error" in rows["problem"].iloc[0]
+    assert 300002 not in set(pd.read_parquet(table)["run_number"])
+    assert not list((tmp_path / "results" / "PD").rglob("300002.parquet")), "no shard to reuse"
+    # and errors that retrying cannot fix are not retried
+    assert _permanent(TruncatedFileError("file is truncated"))
+    assert _permanent(OSError("[ERROR] Server responded with an error: [3011] No such file or directory"))
+    assert not _permanent(OSError("[FATAL] Connection error"))

@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from dqmflow.arrowio import open_parquet, read_parquet
 from dqmflow.discover import DqmFile, batch_of, check_xrootd_allowed, is_remote
 from dqmflow.manifest import MANIFEST_FOOTER, footer_rows, manifest_is_complete
 from dqmflow.names import HistogramName
-from dqmflow.rootio import Histogram, read_file
+from dqmflow.rootio import Histogram, TruncatedFileError, read_file
 
 __all__ = [
     "MANIFEST_COLUMNS", "FetchError", "HostUnreachable", "IncompleteManifestError", "binning_hash", "fetch_batch",
@@ -136,6 +137,15 @@ class FetchStats:
     seconds: float = 0.0
 
 
+#: XRootD's permanent answers: 3010 permission denied, 3011 no such file (retrying cannot help).
+_PERMANENT_XROOTD = re.compile(r"\[(3010|3011)\]")
+
+
+def _permanent(err: Exception) -> bool:
+    """A read error that retrying cannot fix: a file cut short, no permission, no such file."""
+    return isinstance(err, TruncatedFileError) or bool(_PERMANENT_XROOTD.search(str(err)))
+
+
 def _read_with_retries(item: DqmFile, keys: dict[str, str], retries: int, backoff: float):
     if is_remote(item.path):
         check_xrootd_allowed()
@@ -144,7 +154,7 @@ def _read_with_retries(item: DqmFile, keys: dict[str, str], retries: int, backof
         try:
             return read_file(item.path, keys)
         except Exception as err:
-            transient = is_remote(item.path) and isinstance(err, OSError | TimeoutError)
+            transient = is_remote(item.path) and isinstance(err, OSError | TimeoutError) and not _permanent(err)
             if not transient or attempt >= retries:
                 raise
             wait = backoff * 2**attempt

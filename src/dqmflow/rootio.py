@@ -186,6 +186,14 @@ def from_uproot(obj: object) -> Histogram:
     raise HistogramTypeError(f"is a {classname}, not a TH1 or TH2 histogram")
 
 
+def _raise_if_io(err: Exception) -> None:
+    """Re-raise a failure of reading the file itself (a server that died mid-read: an OSError, or
+    uproot's source closed under it) so that the whole file is retried and, failing that, reported
+    as a ``file_error``; only a broken object inside a readable file is its histogram's problem."""
+    if isinstance(err, OSError) or "closed file" in str(err):
+        raise err
+
+
 def _missing_reason(handle: uproot.ReadOnlyDirectory, key: str) -> str:
     """Say which level of ``DQMData/Run N/<Subsystem>/...`` is absent from the file."""
     parts = key.split("/")
@@ -233,6 +241,7 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
                 problems[name] = _missing_reason(handle, key)
                 continue
             except Exception as err:  # corrupted object inside a readable file
+                _raise_if_io(err)
                 problems[name] = f"unreadable: {type(err).__name__}: {err}"
                 continue
             try:
@@ -241,6 +250,7 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
                 problems[name] = f"wrong type: {err}"
                 continue
             except Exception as err:
+                _raise_if_io(err)
                 problems[name] = f"unreadable: {type(err).__name__}: {err}"
                 continue
             bad = int((~np.isfinite(hist.values)).sum())
