@@ -194,6 +194,22 @@ def test_a_kill_during_fetch_and_lost_or_torn_manifests_are_recovered(tmp_path: 
 
 
 @pytest.mark.slow
+def test_a_source_typo_once_fixed_is_discovered_again(tmp_path: Path) -> None:
+    """A wrong source folder gives empty catalogs; after the fix the next run discovers the files
+    (before, the empty catalogs of the old source were taken as 'no file' for good)."""
+    work = tiny_workdir(tmp_path / "w")
+    right = str(work / "data" / "DQMGUI_data")
+    config = yaml.safe_load((work / "config" / "config.yaml").read_text())
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump({**config, "source": right + "_typo"}))
+    proc = snakemake(work, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"the source folder {right}_typo does not exist" in out
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump({**config, "source": right}))
+    proc = snakemake(work, "--dry-run", check=False)
+    assert proc.returncode == 0 and "discover" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.slow
 def test_a_primary_dataset_without_files_stops_early_or_is_left_out(tmp_path: Path) -> None:
     datasets = demo_datasets(TINY, plan_runs(TINY))
     datasets["primary_datasets"] = ["HLTPhysics"]

@@ -13,13 +13,17 @@ from dqmflow.names import HistogramName
 from tests.conftest import fetch_and_merge, small_datasets
 
 
-def test_remote_discovery_finds_the_same_files(xrootd_demo, demo_tree: Path) -> None:
+def test_remote_discovery_finds_the_same_files(xrootd_demo, demo_tree: Path, caplog) -> None:
     remote = list_source(xrootd_demo.url("dqm"), PD, 2018)
     local = list_source(str(demo_tree / "DQMGUI_data"), PD, 2018)
     assert len(remote) == len(local) > 0
     assert all(r.path.startswith(f"root://localhost:{xrootd_demo.port}//store/dqm/Run2018/") for r in remote)
     assert [(r.run, r.processing, r.size) for r in remote] == [(r.run, r.processing, r.size) for r in local]
-    assert list_source(xrootd_demo.url("dqm"), "NoSuchPD", 2018) == []
+    with caplog.at_level("WARNING", logger="dqmflow.progress"):
+        assert list_source(xrootd_demo.url("dqm"), "NoSuchPD", 2018) == []
+    # a primary dataset name that is not there: the terminal names the folder and what the year has
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "/store/dqm/Run2018/NoSuchPD does not exist (" in said and f"has: {PD}" in said
 
 
 def test_remote_fetch_gives_the_same_table_byte_for_byte(xrootd_demo, demo_tree: Path, tmp_path: Path,

@@ -156,9 +156,16 @@ def _walk_remote(url: str) -> Iterator[tuple[str, int, float]]:
     except ImportError as err:  # pragma: no cover - depends on the installation
         raise ImportError("reading root:// sources needs fsspec-xrootd: pip install fsspec-xrootd") from err
     fs, path = fsspec.core.url_to_fs(url)
-    if not fs.exists(path):
-        return
     prefix = url[: len(url) - len(url.split("//", 2)[-1])]  # root://host:port//
+    if not fs.exists(path):
+        parent = path.rstrip("/").rsplit("/", 1)[0]
+        try:
+            present = ", ".join(sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(parent, detail=False)))
+            where = f"{prefix}{parent.lstrip('/')} has: {present or 'nothing'}"
+        except Exception:  # only for the message
+            where = f"nor does {prefix}{parent.lstrip('/')}"
+        logging.getLogger("dqmflow.progress").warning("discover: %s does not exist (%s)", url, where)
+        return
     for name, info in fs.find(path, detail=True).items():
         if name.endswith(".root"):
             full = name if name.startswith("root://") else prefix + name.lstrip("/")

@@ -408,6 +408,8 @@ class Plan:
         folder: the primary datasets that year has (a typo in the name is then plain to see)."""
         if self.source.startswith("root://") or self.is_demo:
             return ""
+        if not Path(self.source_location).is_dir():
+            return f"; the source folder {self.source_location} does not exist"
         said = []
         for year in self.years:
             folder = Path(self.source_location) / f"Run{year}"

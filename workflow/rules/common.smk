@@ -272,7 +272,7 @@ def all_outputs():
     outputs = []
     for pd in PLAN.primary_datasets:
         catalogs = [f"results/{pd}/catalog/{year}.tsv" for year in PLAN.years]
-        if all(Path(c).exists() for c in catalogs) and not PLAN.selection(catalogs).files:
+        if all(Path(c).exists() for c in catalogs) and catalogs_of_source(pd) and not PLAN.selection(catalogs).files:
             EMPTY.add(pd)
             continue
         outputs += [
@@ -284,6 +284,16 @@ def all_outputs():
     return outputs
 
 
+def catalogs_of_source(pd):
+    """Whether every catalog of ``pd`` was made from the current source (its .source.txt): an
+    empty catalog of another source (a typo since fixed) is discovered again, not taken as empty."""
+    for year in PLAN.years:
+        recorded = Path(f"results/{pd}/catalog/{year}.source.txt")
+        if not recorded.exists() or recorded.read_text(encoding="utf-8").strip() != PLAN.source_location:
+            return False
+    return True
+
+
 def finish(ok):
     """The end-of-run summary (onsuccess/onerror); exits non-zero when a primary dataset had no file."""
     from dqmflow.runsummary import summarize
@@ -292,5 +302,9 @@ def finish(ok):
         logger.warning(line)
     if ok and EMPTY:
         for pd in sorted(EMPTY):
-            logger.error(f"ERROR: {PLAN.empty_message(pd)}")
+            again = " ".join(f"results/{pd}/catalog/{year}.tsv" for year in PLAN.years)
+            logger.error(
+                f"ERROR: {PLAN.empty_message(pd)}. If its files have appeared since, discover them again: "
+                f"snakemake --forcerun discover -- {again}"
+            )
         raise SystemExit(1)

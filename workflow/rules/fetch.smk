@@ -19,6 +19,7 @@ checkpoint discover:
         unpack(discover_input),
     output:
         catalog="results/{pd}/catalog/{year}.tsv",
+        source="results/{pd}/catalog/{year}.source.txt",
     params:
         source=PLAN.source_location,
         retries=config["fetch"]["retries"],
