@@ -550,3 +550,21 @@ def test_a_read_that_fails_mid_file_is_a_file_error_not_unreadable_histograms(tm
     assert _permanent(TruncatedFileError("file is truncated"))
     assert _permanent(OSError("[ERROR] Server responded with an error: [3011] No such file or directory"))
     assert not _permanent(OSError("[FATAL] Connection error"))
+
+
+def test_the_summary_counts_runs_missing_and_partly_read_and_says_how_to_retry(tmp_path: Path) -> None:
+    """A file that failed for one subsystem's fetch job but was read for another's: its run is in
+    the table, missing some subsystems, and the summary says so (not 'their runs are missing')."""
+    from dqmflow.runsummary import summarize
+
+    pd_dir = tmp_path / "results" / "PD"
+    pd_dir.mkdir(parents=True)
+    pd.DataFrame({"run_number": [1, 2, 3], "readable": [True, True, False]}).to_parquet(pd_dir / "entries.parquet")
+    (pd_dir / "fetch_report.tsv").write_text(
+        "run_number\tfile\thistogram\tstatus\tproblem\n"
+        "2\troot://eos:1094//store/2.root\t\tfile_error\tcannot read file: OSError: [FATAL] Connection error\n"
+        "3\troot://eos:1094//store/3.root\t\tfile_error\tcannot read file: OSError: [FATAL] Connection error\n"
+    )
+    lines = "\n".join(summarize(tmp_path, ["PD"]))
+    assert "FAILED FILES: 2 could not be read (eos:1094: 2): 1 runs missing, 1 missing some subsystems" in lines
+    assert "To read them again: snakemake --forcerun fetch" in lines

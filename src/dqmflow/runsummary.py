@@ -28,9 +28,11 @@ __all__ = ["summarize"]
 def _fetch_lines(pd_dir: Path) -> list[str]:
     lines = []
     entries = pd_dir / "entries.parquet"
+    readable: set[int] = set()
     if entries.exists():
         table = pq.read_table(entries, columns=["run_number", "readable"]).to_pandas()
         unread = int((~table["readable"]).sum())
+        readable = {int(r) for r in table.loc[table["readable"], "run_number"]}
         lines.append(f"runs fetched: {len(table) - unread} of {len(table)}")
     report = pd_dir / "fetch_report.tsv"
     if report.exists():
@@ -40,9 +42,13 @@ def _fetch_lines(pd_dir: Path) -> list[str]:
             hosts = Counter(
                 f.split("//")[1].split("/")[0] if f.startswith("root://") else "local" for f in failed["file"]
             )
+            runs = {int(r) for r in failed["run_number"] if str(r).strip()}
+            partly = len(runs & readable)  # read for another subsystem's histograms
+            what = f"{len(runs) - partly} runs missing" + (f", {partly} missing some subsystems" if partly else "")
             lines.append(
-                f"FAILED FILES: {failed['file'].nunique()} could not be read, their runs are missing "
-                f"({', '.join(f'{h}: {n}' for h, n in hosts.items())}); see {report}"
+                f"FAILED FILES: {failed['file'].nunique()} could not be read "
+                f"({', '.join(f'{h}: {n}' for h, n in hosts.items())}): {what}; see {report}. "
+                "To read them again: snakemake --forcerun fetch"
             )
         counts = rows["status"].value_counts()
         other = {s: int(n) for s, n in counts.items() if s != "file_error"}

@@ -870,7 +870,12 @@ class _Site:
                 parts.append(f'<p class="why">{_e(_LOW_STATS_WHY if status == "low_stats" else _UNREADABLE_WHY)}</p>')
             if run in self.run_problems:
                 said = _e(self.run_problems[run])
-                parts.append(f'<p class="why" id="file-problem">Its file could not be read: {said}</p>')
+                head = (
+                    "Its file could not be read"
+                    if status == "unreadable"
+                    else "Reading its file failed for some of its histograms"
+                )
+                parts.append(f'<p class="why" id="file-problem">{head}: {said}</p>')
             drivers = self.drivers.get(run, [])
             if drivers:
                 parts.append("<h3>Driving histograms</h3>")
