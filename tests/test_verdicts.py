@@ -386,7 +386,7 @@ def test_an_anomalous_reference_run_is_left_out_named_and_flagged(rng: np.random
     assert by_run.loc[victim, "flagged"] and hist in by_run.loc[victim, "histograms"]
     assert by_run.loc[hidden, "flagged"], "the anomalous reference run is judged like any other run"
     named = [p for p in verdicts.problems if f"reference run {hidden} " in p]
-    assert len(named) == 1 and hist in named[0] and "check its label (bad_runs)" in named[0]
+    assert len(named) == 1 and hist in named[0] and "check the run, and its label (bad_runs)" in named[0]
 
 
 def test_clean_references_keep_their_largest_scores() -> None:

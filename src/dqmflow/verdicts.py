@@ -60,8 +60,8 @@ Combiners (scores: larger = more anomalous)
     otherwise the terms of histograms that agree with the reference (p near 1, tan -> -inf)
     cancel the evidence of the one that does not. It is the default: measured on the demo truth
     (227 runs no model trained on, 55 anomalous; 62 calibration runs; 15 histograms x 6
-    algorithm configs), its run-level AUC is 0.975, Fisher 0.976, min-p 0.973, harmonic mean
-    0.974, n_flags 0.960, Stouffer 0.963, one algorithm alone 0.929-0.981 (an earlier
+    algorithm configs), its run-level AUC is 0.973, Fisher 0.976, min-p 0.972, harmonic mean
+    0.973, n_flags 0.960, Stouffer 0.962, one algorithm alone 0.929-0.981 (an earlier
     measurement with 5 algorithms: untruncated Cauchy 0.60).
     ``harmonic_mean``: the weighted harmonic mean p-value (D. J. Wilson, *PNAS* 116 (2019) 1195).
     ``fisher`` (R. A. Fisher, 1932) and ``stouffer`` (``scipy.stats.combine_pvalues``) assume
@@ -488,12 +488,12 @@ def _outlier_problems(pvalues: pd.DataFrame, run_level: pd.Index) -> list[str]:
             shown = ", ".join(tests[:3]) + (f" and {len(tests) - 3} more" if len(tests) > 3 else "")
             lines.append(
                 f"reference run {run} (not labelled bad) scores far beyond the other reference runs in {shown}: "
-                "left out of their reference and judged like any other run; check its label (bad_runs)"
+                "left out of their reference and judged like any other run; check the run, and its label (bad_runs)"
             )
     for run in run_level:
         lines.append(
             f"reference run {run} (not labelled bad) has a run score far beyond the other reference runs: "
-            "left out of the run-level calibration; check its label (bad_runs)"
+            "left out of the run-level calibration; check the run, and its label (bad_runs)"
         )
     return lines
 
