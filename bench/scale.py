@@ -241,6 +241,7 @@ def write_inputs(
         for i in infos
     ]
     write_catalog(files, results / "catalog" / f"{YEAR}.tsv")
+    (results / "catalog" / f"{YEAR}.source.txt").write_text(f"{source.resolve()}\n")  # what discovery records
     contents: dict[str, list[str]] = {}
     for spec in specs:
         contents.setdefault(spec.name.subsystem, []).append(spec.name.path)
@@ -416,7 +417,7 @@ def dry_run(work: Path, command: Sequence[str], assess: bool = False) -> dict[st
     out = snakemake(work, *command, "--dry-run")
     planned = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[-1], re.M)}
     planned.pop("total", None)
-    allowed = (*MODEL_RULES, *(ASSESS_RULES if assess else ()))
+    allowed = (*MODEL_RULES, "chunk_histograms", *(ASSESS_RULES if assess else ()))  # the chunks' files: once
     others = {rule: n for rule, n in planned.items() if not rule.startswith(allowed)}
     assert not others, f"the dry run plans more than {'model and assessment' if assess else 'model'} jobs: {others}"
     return planned
@@ -532,9 +533,10 @@ def main() -> None:
 
     planned = dry_run(work, command, args.assess)
     n_model = sum(n for rule, n in planned.items() if rule.startswith(MODEL_RULES))
+    n_chunk_files = planned.get("chunk_histograms", 0)
     print(f"dry run: {n_model} model jobs planned over {len(plan.chunks)} chunks x {len(plan.tags)} configs, "
-          f"histograms_per_job={plan.histograms_per_job}; "
-          f"{f'{sum(planned.values()) - n_model} assessment jobs' if args.assess else 'nothing else'}")  # fmt: skip
+          f"histograms_per_job={plan.histograms_per_job}, and {n_chunk_files} local jobs naming the chunks' histograms; "
+          f"{f'{sum(planned.values()) - n_model - n_chunk_files} assessment jobs' if args.assess else 'nothing else'}")  # fmt: skip
 
     records = install_recorder(work)
     since = time.time() - 1
