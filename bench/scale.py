@@ -534,9 +534,10 @@ def main() -> None:
     planned = dry_run(work, command, args.assess)
     n_model = sum(n for rule, n in planned.items() if rule.startswith(MODEL_RULES))
     n_chunk_files = planned.get("chunk_histograms", 0)
+    rest = f"{sum(planned.values()) - n_model - n_chunk_files} assessment jobs" if args.assess else "nothing else"
     print(f"dry run: {n_model} model jobs planned over {len(plan.chunks)} chunks x {len(plan.tags)} configs, "
-          f"histograms_per_job={plan.histograms_per_job}, and {n_chunk_files} local jobs naming the chunks' histograms; "
-          f"{f'{sum(planned.values()) - n_model - n_chunk_files} assessment jobs' if args.assess else 'nothing else'}")  # fmt: skip
+          f"histograms_per_job={plan.histograms_per_job}, and {n_chunk_files} local jobs naming the chunks' "
+          f"histograms; {rest}")  # fmt: skip
 
     records = install_recorder(work)
     since = time.time() - 1
