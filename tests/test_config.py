@@ -219,3 +219,24 @@ def test_a_smaller_demo_with_the_shipped_labels_is_warned_about(monkeypatch) -> 
     warning = plan.demo_label_warning(50, int(config["demo"]["seed"]))
     assert warning.startswith("WARNING: config/demo/datasets.json lists 1 of the demo's 11 anomalous runs as bad")
     assert "python -m dqmflow.demo /tmp/dqmflow-demo --runs-per-year 50 --seed 20260101 --config-dir DIR" in warning
+
+
+def test_too_few_calibration_runs_are_said_before_any_training(monkeypatch) -> None:
+    """60 runs with the default 20% calibration share cannot flag at 5% (needs 20): said when the
+    workflow plans, once per primary dataset, not only after every model was trained."""
+    from dqmflow.discover import DqmFile, select
+
+    monkeypatch.chdir(REPO)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    plan = Plan.from_config(config)
+
+    def files(n: int) -> list[DqmFile]:
+        name = "DQM_V0001_R000{run}__SingleMuon__Run2018A-12Nov2019_UL2018-v2__DQMIO.root"
+        return [DqmFile(run, 2018, "A", "12Nov2019_UL2018-v2", 2, "SingleMuon", "/x/" + name.format(run=run))
+                for run in range(315000, 315000 + n)]  # fmt: skip
+
+    warning = plan.calibration_warning("SingleMuon", select(files(60), plan.datasets), 0.05)
+    assert warning.startswith("WARNING: SingleMuon: at most ") and "needs 20: no run will be flagged" in warning
+    assert plan.calibration_warning("SingleMuon", select(files(60), plan.datasets), 0.05) == "", "said once"
+    big = Plan.from_config(config)
+    assert big.calibration_warning("SingleMuon", select(files(400), big.datasets), 0.05) == ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -364,6 +365,36 @@ class Plan:
 
     def batch_files(self, selection: Selection, batch: str) -> list[dict[str, Any]]:
         return [asdict(f) for f in self.batches(selection).get(batch, [])]
+
+    def calibration_warning(self, primary_dataset: str, selection: Selection, false_alarm_rate: float) -> str:
+        """A warning, the first time it is asked for, when too few of the selected runs can be
+        calibration runs to flag any run at ``false_alarm_rate`` (said before any training; the
+        verdicts' problems say it again at the end); "" otherwise. An upper bound: runs below
+        ``min_entries`` are known only after the merge."""
+        key = ("calibration", primary_dataset)
+        if key in self._memo:
+            return ""
+        self._memo[key] = True
+        from dqmflow.metadata import BAD
+        from dqmflow.runtable import assign_split
+
+        prep = self.preprocessing
+        seed, train, calibration = int(prep["seed"]), float(prep["train_fraction"]), float(prep["calibration_fraction"])
+        labels = self.labels(selection)
+        n = sum(
+            1
+            for run, label in labels.items()
+            if label != BAD and assign_split(run, seed, train, calibration) == "calibration"
+        )
+        need = math.ceil(1.0 / false_alarm_rate - 1e-9)
+        if not labels or n >= need:
+            return ""
+        return (
+            f"WARNING: {primary_dataset}: at most {n} of its {len(labels)} runs are calibration runs "
+            f"(preprocessing.calibration_fraction {calibration:g}), and flagging a run at a false-alarm rate of "
+            f"{false_alarm_rate:g} needs {need}: no run will be flagged. Add runs, raise "
+            "preprocessing.calibration_fraction (models retrain), or raise assessment.false_alarm_rate"
+        )
 
     def labels(self, selection: Selection) -> dict[int, int]:
         return self.datasets.labels(selection.files)

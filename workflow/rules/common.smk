@@ -110,6 +110,9 @@ def merge_inputs(wildcards):
     if change:
         logger.warning(change)
     paths = manifest_files(wildcards)
+    small = PLAN.calibration_warning(wildcards.pd, selection(wildcards.pd), config["assessment"]["false_alarm_rate"])
+    if small:
+        logger.warning(small)
     guard = f"results/{wildcards.pd}/shards/fetch_state.txt"
     mark_stale_merge(f"results/{wildcards.pd}/histograms.parquet", paths, guard)
     return {"manifests": paths, "guard": guard, "selection": PLAN.selection_marker(wildcards.pd, "all")}
