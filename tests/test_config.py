@@ -240,3 +240,12 @@ def test_too_few_calibration_runs_are_said_before_any_training(monkeypatch) -> N
     assert plan.calibration_warning("SingleMuon", select(files(60), plan.datasets), 0.05) == "", "said once"
     big = Plan.from_config(config)
     assert big.calibration_warning("SingleMuon", select(files(400), big.datasets), 0.05) == ""
+    # as the verdicts choose the reference: without a calibration share, the good runs outside training
+    config["preprocessing"] = {**config["preprocessing"], "calibration_fraction": 0.0}
+    none = Plan.from_config(config)
+    assert none.calibration_warning("SingleMuon", select(files(300), none.datasets), 0.05) == ""
+    config["preprocessing"]["calibration_fraction"] = 0.05
+    few = Plan.from_config(config)
+    assert few.calibration_warning("SingleMuon", select(files(300), few.datasets), 0.05, "all") == ""
+    few = Plan.from_config(config)
+    assert "calibration runs" in few.calibration_warning("SingleMuon", select(files(300), few.datasets), 0.05)

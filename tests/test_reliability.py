@@ -204,6 +204,10 @@ def test_a_source_typo_once_fixed_is_discovered_again(tmp_path: Path) -> None:
     proc = snakemake(work, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and f"the source folder {right}_typo does not exist" in out
+    # a workdir whose catalogs do not say their source (made before they did): discovered again
+    for recorded in (work / "results" / "SingleMuon" / "catalog").glob("*.source.txt"):
+        recorded.unlink()
+    assert planned(work).get("discover") == 2
     (work / "config" / "config.yaml").write_text(yaml.safe_dump({**config, "source": right}))
     proc = snakemake(work, "--dry-run", check=False)
     assert proc.returncode == 0 and "discover" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -404,8 +404,9 @@ def fetch_batch(
     if dead and on_error != "skip":
         hosts = ", ".join(f"{host} ({error})" for host, error in dead.items())
         raise HostUnreachable(
-            f"XRootD server unreachable: {hosts}; {failed} of the {len(files)} files of {manifest} could not be "
-            "read. Check the server (or your grid proxy) and run again: the files fetched so far are reused. "
+            f"XRootD server unreachable: {hosts}; {failed} of the {len(files)} files of the fetch batch "
+            f"{Path(manifest).parent.name}/{Path(manifest).stem} could not be read. Check the server (or your grid "
+            "proxy) and run again: the files fetched so far are reused. "
             "Set fetch: {on_error: skip} to go on without these runs."
         )
     return FetchStats(len(files), reused, failed, time.monotonic() - start)

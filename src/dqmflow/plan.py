@@ -366,11 +366,14 @@ class Plan:
     def batch_files(self, selection: Selection, batch: str) -> list[dict[str, Any]]:
         return [asdict(f) for f in self.batches(selection).get(batch, [])]
 
-    def calibration_warning(self, primary_dataset: str, selection: Selection, false_alarm_rate: float) -> str:
+    def calibration_warning(
+        self, primary_dataset: str, selection: Selection, false_alarm_rate: float, reference: str = "auto"
+    ) -> str:
         """A warning, the first time it is asked for, when too few of the selected runs can be
-        calibration runs to flag any run at ``false_alarm_rate`` (said before any training; the
-        verdicts' problems say it again at the end); "" otherwise. An upper bound: runs below
-        ``min_entries`` are known only after the merge."""
+        reference runs (``reference``, resolved as :func:`dqmflow.verdicts.reference_mode` does)
+        to flag any run at ``false_alarm_rate`` (said before any training; the verdicts' problems
+        say it again at the end); "" otherwise. An upper bound: runs below ``min_entries`` are
+        known only after the merge."""
         key = ("calibration", primary_dataset)
         if key in self._memo:
             return ""
@@ -381,16 +384,24 @@ class Plan:
         prep = self.preprocessing
         seed, train, calibration = int(prep["seed"]), float(prep["train_fraction"]), float(prep["calibration_fraction"])
         labels = self.labels(selection)
-        n = sum(
-            1
-            for run, label in labels.items()
-            if label != BAD and assign_split(run, seed, train, calibration) == "calibration"
-        )
+        split = {run: assign_split(run, seed, train, calibration) for run in labels}
+        if reference == "auto":
+            has_calibration = any(s == "calibration" and labels[r] != BAD for r, s in split.items())
+            reference = "calibration" if has_calibration else "good" if 0 in labels.values() else "all"
+        counted = {
+            "calibration": lambda run, label: label != BAD and split[run] == "calibration",
+            "good": lambda run, label: label == 0 and split[run] != "train",
+            "all": lambda run, label: label != BAD and split[run] != "train",
+        }[reference]
+        n = sum(1 for run, label in labels.items() if counted(run, label))
         need = math.ceil(1.0 / false_alarm_rate - 1e-9)
         if not labels or n >= need:
             return ""
+        what = (
+            "calibration runs" if reference == "calibration" else f"reference runs (assessment.reference {reference})"
+        )
         return (
-            f"WARNING: {primary_dataset}: at most {n} of its {len(labels)} runs are calibration runs "
+            f"WARNING: {primary_dataset}: at most {n} of its {len(labels)} runs are {what} "
             f"(preprocessing.calibration_fraction {calibration:g}), and flagging a run at a false-alarm rate of "
             f"{false_alarm_rate:g} needs {need}: no run will be flagged. Add runs, raise "
             "preprocessing.calibration_fraction (models retrain), or raise assessment.false_alarm_rate"

@@ -186,11 +186,15 @@ def from_uproot(obj: object) -> Histogram:
     raise HistogramTypeError(f"is a {classname}, not a TH1 or TH2 histogram")
 
 
-def _raise_if_io(err: Exception) -> None:
-    """Re-raise a failure of reading the file itself (a server that died mid-read: an OSError, or
-    uproot's source closed under it) so that the whole file is retried and, failing that, reported
-    as a ``file_error``; only a broken object inside a readable file is its histogram's problem."""
-    if isinstance(err, OSError) or "closed file" in str(err):
+def _raise_if_io(err: Exception, remote: bool) -> None:
+    """Re-raise a failure of reading the file itself (an XRootD server that died mid-read: an
+    OSError of a remote file; uproot's source closed under it), as an OSError, so that the whole
+    file is retried and, failing that, reported as a ``file_error``. Anything else, and an OSError
+    of a local file (uproot's "expected Chunk of length N" for a key pointing past the end), is a
+    broken object inside a readable file: its histogram's problem alone."""
+    if "closed file" in str(err):
+        raise OSError(f"the file was closed while it was read: {err}") from err
+    if remote and isinstance(err, OSError):
         raise err
 
 
@@ -220,6 +224,7 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
     """
     found: dict[str, Histogram] = {}
     problems: dict[str, str] = {}
+    remote = str(path).startswith("root://")
     try:
         opened = uproot.open(path)
     except OSError as err:
@@ -241,7 +246,7 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
                 problems[name] = _missing_reason(handle, key)
                 continue
             except Exception as err:  # corrupted object inside a readable file
-                _raise_if_io(err)
+                _raise_if_io(err, remote)
                 problems[name] = f"unreadable: {type(err).__name__}: {err}"
                 continue
             try:
@@ -250,7 +255,7 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
                 problems[name] = f"wrong type: {err}"
                 continue
             except Exception as err:
-                _raise_if_io(err)
+                _raise_if_io(err, remote)
                 problems[name] = f"unreadable: {type(err).__name__}: {err}"
                 continue
             bad = int((~np.isfinite(hist.values)).sum())

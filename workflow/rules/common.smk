@@ -110,7 +110,10 @@ def merge_inputs(wildcards):
     if change:
         logger.warning(change)
     paths = manifest_files(wildcards)
-    small = PLAN.calibration_warning(wildcards.pd, selection(wildcards.pd), config["assessment"]["false_alarm_rate"])
+    assessment = config["assessment"]
+    small = PLAN.calibration_warning(
+        wildcards.pd, selection(wildcards.pd), assessment["false_alarm_rate"], assessment["reference"]
+    )
     if small:
         logger.warning(small)
     guard = f"results/{wildcards.pd}/shards/fetch_state.txt"
@@ -274,6 +277,9 @@ def all_outputs():
     discovers it, the merge's input function stops the run right after discovery."""
     outputs = []
     for pd in PLAN.primary_datasets:
+        # What source the catalogs come from (discovery reruns when one is missing, in a workdir
+        # made before catalogs recorded it, or when the source changed).
+        outputs += [f"results/{pd}/catalog/{year}.source.txt" for year in PLAN.years]
         catalogs = [f"results/{pd}/catalog/{year}.tsv" for year in PLAN.years]
         if all(Path(c).exists() for c in catalogs) and catalogs_of_source(pd) and not PLAN.selection(catalogs).files:
             EMPTY.add(pd)
