@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import os
 import re
 import time
@@ -19,12 +18,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dqmflow.algorithms.base import Algorithm, AlgorithmConfig, ConfigError, load_config
 from dqmflow.discover import DqmFile, Selection, batch_of, read_catalog, select
 from dqmflow.manifest import manifest_is_complete
 from dqmflow.metadata import Datasets, load_contents, load_datasets
 from dqmflow.names import HistogramName
 from dqmflow.params import digest
+from dqmflow.runtable import assign_split, reference_mask, runs_to_flag
 from dqmflow.training import candidates_digest, training_key
 
 __all__ = [
@@ -378,23 +380,17 @@ class Plan:
         if key in self._memo:
             return ""
         self._memo[key] = True
-        from dqmflow.metadata import BAD
-        from dqmflow.runtable import assign_split
-
         prep = self.preprocessing
         seed, train, calibration = int(prep["seed"]), float(prep["train_fraction"]), float(prep["calibration_fraction"])
         labels = self.labels(selection)
-        split = {run: assign_split(run, seed, train, calibration) for run in labels}
+        split = np.array([assign_split(run, seed, train, calibration) for run in labels], dtype=object)
+        label = np.array(list(labels.values()))
         if reference == "auto":
-            has_calibration = any(s == "calibration" and labels[r] != BAD for r, s in split.items())
-            reference = "calibration" if has_calibration else "good" if 0 in labels.values() else "all"
-        counted = {
-            "calibration": lambda run, label: label != BAD and split[run] == "calibration",
-            "good": lambda run, label: label == 0 and split[run] != "train",
-            "all": lambda run, label: label != BAD and split[run] != "train",
-        }[reference]
-        n = sum(1 for run, label in labels.items() if counted(run, label))
-        need = math.ceil(1.0 / false_alarm_rate - 1e-9)
+            # the split here is the hash's alone: a bad run it puts in calibration goes to test in the run table
+            calibrated, good = (reference_mask(split, label, mode).any() for mode in ("calibration", "good"))
+            reference = "calibration" if calibrated else "good" if good else "all"
+        n = int(reference_mask(split, label, reference).sum())
+        need = runs_to_flag(false_alarm_rate)
         if not labels or n >= need:
             return ""
         what = (

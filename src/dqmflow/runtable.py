@@ -22,6 +22,7 @@ suspicious, and that histogram's score of the run counts as out of sample.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,14 @@ import pyarrow.parquet as pq
 __all__ = [
     "BAD",
     "ENTRIES_SUFFIX",
+    "NOT_REFERENCE",
     "SPLITS",
     "RunTable",
     "assign_split",
     "build_run_table",
     "read_run_table",
+    "reference_mask",
+    "runs_to_flag",
     "uniform",
 ]
 
@@ -50,6 +54,29 @@ def uniform(run: int, seed: int) -> float:
     """A number in [0, 1) that depends only on ``seed`` and ``run`` (BLAKE2b hash)."""
     digest = hashlib.blake2b(f"{seed}:{run}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
+
+
+#: Splits whose runs are never reference runs of the verdicts: in-sample, too short, or not read.
+NOT_REFERENCE = ("train", "low_stats", "missing")
+
+
+def reference_mask(split: np.ndarray, label: np.ndarray, mode: str) -> np.ndarray:
+    """Which runs (rows) are reference runs of the verdicts (:mod:`dqmflow.verdicts`) under
+    ``mode``: ``calibration``, the calibration split's runs not labelled bad; ``good``, runs
+    labelled good (0) outside :data:`NOT_REFERENCE`; ``all``, runs not labelled bad outside it.
+    Shared by the verdicts and the planning-time warning, so that both count the same runs."""
+    split = np.asarray(split, dtype=object)
+    label = np.asarray(label)
+    if mode == "calibration":
+        return (split == "calibration") & (label != BAD)
+    outside = ~np.isin(split, NOT_REFERENCE)
+    return outside & ((label == 0) if mode == "good" else (label != BAD))
+
+
+def runs_to_flag(false_alarm_rate: float) -> int:
+    """Reference runs needed to flag any run at ``false_alarm_rate``: with ``n`` of them no run
+    p-value is below ``1/n``."""
+    return math.ceil(1.0 / false_alarm_rate - 1e-9)
 
 
 def assign_split(run: int, seed: int, train_fraction: float, calibration_fraction: float = 0.0) -> str:

@@ -86,6 +86,7 @@ import numpy as np
 import pandas as pd
 
 from dqmflow.metrics import clip_infinite
+from dqmflow.runtable import reference_mask, runs_to_flag
 
 __all__ = [
     "COMBINERS",
@@ -111,8 +112,6 @@ Reference = Literal["auto", "calibration", "good", "all"]
 COMBINERS: tuple[Combiner, ...] = ("cauchy", "harmonic_mean", "fisher", "stouffer", "min_p", "n_flags")
 REFERENCES: tuple[Reference, ...] = ("auto", "calibration", "good", "all")
 DEFAULT_COMBINER: Combiner = "cauchy"
-#: Splits whose runs are never reference runs: in-sample, too short, or not read.
-_NOT_REFERENCE = ("train", "low_stats", "missing")
 _TAIL_FRACTION = 0.1
 _TAIL_MIN = 3
 #: A reference score whose gap above the others has a smaller tail probability is an outlier.
@@ -137,10 +136,10 @@ def reference_mode(frame: pd.DataFrame, reference: Reference = "auto") -> Refere
     ``calibration`` there, and no run gets a p-value."""
     if "score" in frame.columns and not frame["score"].notna().any():
         return "calibration" if reference == "auto" else reference
-    split = _column(frame, "split", "")
-    label = _column(frame, "label", -1)
+    split = _column(frame, "split", "").to_numpy()
+    label = _column(frame, "label", -1).to_numpy()
     has_calibration = bool((split == "calibration").any())
-    has_good = bool(((label == 0) & ~split.isin(_NOT_REFERENCE)).any())
+    has_good = bool(reference_mask(split, label, "good").any())
     if reference == "auto":
         if has_calibration:
             return "calibration"
@@ -159,15 +158,7 @@ def reference_mode(frame: pd.DataFrame, reference: Reference = "auto") -> Refere
 
 
 def _reference_rows(frame: pd.DataFrame, mode: Reference) -> np.ndarray:
-    split = _column(frame, "split", "")
-    label = _column(frame, "label", -1)
-    if mode == "calibration":
-        mask = (split == "calibration") & (label != 1)
-    elif mode == "good":
-        mask = (label == 0) & ~split.isin(_NOT_REFERENCE)
-    else:
-        mask = (label != 1) & ~split.isin(_NOT_REFERENCE)
-    return mask.to_numpy(dtype=bool)
+    return reference_mask(_column(frame, "split", "").to_numpy(), _column(frame, "label", -1).to_numpy(), mode)
 
 
 def _transform(reference: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -273,9 +264,10 @@ def histogram_pvalues(scores: pd.DataFrame, reference: Reference = "auto") -> pd
     n_ref = np.zeros(len(frame), dtype=np.int64)
     missing = _column(frame, "split", "").to_numpy() == "missing"
     outlier = np.zeros(len(frame), dtype=bool)
+    score = frame["score"].to_numpy()
     for _, index in frame.groupby(["histogram", "algorithm"], sort=False).indices.items():
-        outlier[index] = reference_outliers(frame["score"].to_numpy()[index], is_ref[index])
-        gp, gg, n = empirical_pvalues(frame["score"].to_numpy()[index], is_ref[index] & ~outlier[index])
+        outlier[index] = reference_outliers(score[index], is_ref[index])
+        gp, gg, n = empirical_pvalues(score[index], is_ref[index] & ~outlier[index])
         if n >= 2:  # the floor of the whole reference, outliers included, as every other test's
             floor = 1.0 / (n + int(outlier[index].sum()))
             gp[missing[index]] = floor
@@ -457,8 +449,7 @@ def _empirical_run_p(
     """Run p-values, the number of reference runs and the reference runs left out as outliers
     (never so many that fewer than 1 / false_alarm_rate remain: a run could no longer be flagged)."""
     ok = ~np.isnan(score)
-    keep = int(np.ceil(1.0 / false_alarm_rate - 1e-9))
-    outlier = reference_outliers(np.where(ok, score, np.nan), is_reference & ok, keep=keep)
+    outlier = reference_outliers(np.where(ok, score, np.nan), is_reference & ok, keep=runs_to_flag(false_alarm_rate))
     p, _, n = empirical_pvalues(np.where(ok, score, np.nan), is_reference & ok & ~outlier)
     return p, n, outlier
 
@@ -594,7 +585,7 @@ def run_verdicts(
     if n_runs_ref and false_alarm_rate < 1.0 / n_runs_ref:
         problems.append(
             f"only {n_runs_ref} reference runs: no run can be flagged at a false-alarm rate of "
-            f"{false_alarm_rate:g} (needs at least {int(np.ceil(1 / false_alarm_rate))}): add runs, raise "
+            f"{false_alarm_rate:g} (needs at least {runs_to_flag(false_alarm_rate)}): add runs, raise "
             "preprocessing.calibration_fraction, or raise assessment.false_alarm_rate"
         )
     n_histograms = max(int(pv["histogram"].nunique()), 1)  # as the assessment counts them for figures
