@@ -32,7 +32,7 @@ import pickle
 import re
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -679,21 +679,34 @@ def root_text(title: str) -> str:
         text = _root_command(text, style, lambda inner: inner)
     text = re.sub(r"#(?=[A-Za-z])", "", text)  # an unknown command: its name, as text
     out: list[str] = []
-    plain: list[str] = []
-    i = 0
+    math: list[str] = []  # adjacent scripts (E_{T}^{miss}) make one math run
+    for marker, part in _scripts(text):
+        if marker:
+            math.append(f"{marker}{{{_math_inner(part)}}}")
+            continue
+        if math:
+            out.append("$" + "".join(math) + "$")
+            math = []
+        out.append(part.replace("$", r"\$"))
+    if math:
+        out.append("$" + "".join(math) + "$")
+    return "".join(out)
+
+
+def _scripts(text: str) -> Iterator[tuple[str, str]]:
+    """``text`` cut into runs of plain text ``("", run)`` and super- or subscripts ``("^" or
+    "_", inside)``, braces matched (an unclosed one stays plain text)."""
+    i = start = 0
     while i < len(text):
         if text[i] in "_^" and text[i + 1 : i + 2] == "{" and (end := _closing(text, i + 1)) > 0:
-            math = [f"{text[i]}{{{_math_inner(text[i + 2 : end])}}}"]
-            i = end + 1
-            while text[i : i + 1] in ("_", "^") and text[i + 1 : i + 2] == "{" and (end := _closing(text, i + 1)) > 0:
-                math.append(f"{text[i]}{{{_math_inner(text[i + 2 : end])}}}")  # E_{T}^{miss}: one math run
-                i = end + 1
-            out.append("".join(plain).replace("$", r"\$") + "$" + "".join(math) + "$")
-            plain = []
+            if start < i:
+                yield "", text[start:i]
+            yield text[i], text[i + 2 : end]
+            i = start = end + 1
         else:
-            plain.append(text[i])
             i += 1
-    return "".join(out) + "".join(plain).replace("$", r"\$")
+    if start < len(text):
+        yield "", text[start:]
 
 
 def _closing(text: str, start: int) -> int:
@@ -719,26 +732,12 @@ def _root_command(text: str, name: str, render: Callable[[str], str]) -> str:
 def _math_inner(text: str) -> str:
     """The inside of a super- or subscript as mathtext: nested scripts kept, every run of text
     upright (``\\mathrm``), its spaces kept and characters mathtext cannot take left out."""
-    out: list[str] = []
-    run: list[str] = []
-    i = 0
+    return "".join(f"{marker}{{{_math_inner(part)}}}" if marker else _upright(part) for marker, part in _scripts(text))
 
-    def flush() -> None:
-        if run:
-            said = _MATH_SPECIAL.sub("", "".join(run)).replace(" ", r"\ ")
-            out.append(rf"\mathrm{{{said}}}" if said else "")
-            run.clear()
 
-    while i < len(text):
-        if text[i] in "_^" and text[i + 1 : i + 2] == "{" and (end := _closing(text, i + 1)) > 0:
-            flush()
-            out.append(f"{text[i]}{{{_math_inner(text[i + 2 : end])}}}")
-            i = end + 1
-        else:
-            run.append(text[i])
-            i += 1
-    flush()
-    return "".join(out)
+def _upright(run: str) -> str:
+    said = _MATH_SPECIAL.sub("", run).replace(" ", r"\ ")
+    return rf"\mathrm{{{said}}}" if said else ""
 
 
 def _axis_title(meta: Mapping[str, Any], axis: int) -> str:
