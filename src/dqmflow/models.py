@@ -294,13 +294,14 @@ def _check_block(block: ScoreBlock, batch: Batch, tag: str, trained: Sequence[st
     if unknown:
         raise ValueError(f"algorithm config {tag!r} scored histograms it was not given: {unknown}")
     position = {c: j for j, c in enumerate(block.columns)}
+    to_score = np.isin(np.arange(n_runs), scored)
     for column in trained:
         data = batch.histograms.get(column)
         if data is None:
             continue
         if column not in position:
             raise ValueError(f"algorithm config {tag!r} gave no score for histogram {column!r} (its model is trained)")
-        present = (data.split != "missing") & np.isin(np.arange(n_runs), scored) & _finite_counts(data.counts)
+        present = to_score & (data.split != "missing") & _finite_counts(data.counts)
         nan = present & np.isnan(block.score[:, position[column]])
         if nan.any():
             examples = ", ".join(str(int(r)) for r in batch.runs[nan][:5])

@@ -15,6 +15,8 @@ import numpy as np
 import uproot
 from uproot.writing import identify
 
+from dqmflow.discover import is_remote
+
 __all__ = ["Histogram", "HistogramTypeError", "from_uproot", "to_th1f", "to_th2f"]
 
 
@@ -224,7 +226,7 @@ def read_file(path: str, keys: dict[str, str]) -> tuple[dict[str, Histogram], di
     """
     found: dict[str, Histogram] = {}
     problems: dict[str, str] = {}
-    remote = str(path).startswith("root://")
+    remote = is_remote(str(path))
     try:
         opened = uproot.open(path)
     except OSError as err:
