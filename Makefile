@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SNAKEMAKE_ARGS ?=
 
-.PHONY: demo report test lint bench clean lxplus-profile
+.PHONY: demo report test lint bench clean lxplus-profile vendor-js
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,15 @@ lxplus-profile: $(VENV)/.installed-lxplus
 	ln -sfn $(CURDIR)/profiles/lxplus $(HOME)/.config/snakemake/lxplus
 	ln -sfn $(CURDIR)/profiles/lxplus-gpu $(HOME)/.config/snakemake/lxplus-gpu
 	@echo "Installed: run 'snakemake --profile lxplus' (GPUs: --profile lxplus --profile lxplus-gpu) from $(CURDIR)."
+
+# The JavaScript the web page ships (src/dqmflow/site_assets/, committed): refresh from npm.
+VEGA := vega@6.4.0 vega-lite@6.4.3 vega-embed@7.3.0
+vendor-js:
+	rm -rf .vendor-js && mkdir -p .vendor-js
+	cd .vendor-js && npm pack --silent $(VEGA) && for f in *.tgz; do tar xzf $$f; mv package $${f%.tgz}; done
+	cp .vendor-js/vega-[0-9]*/build/vega.min.js .vendor-js/vega-lite-*/build/vega-lite.min.js \
+	   .vendor-js/vega-embed-*/build/vega-embed.min.js src/dqmflow/site_assets/
+	rm -rf .vendor-js
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/pipeline.py

@@ -97,7 +97,7 @@ ADDED_RUNS = 10
 BLOCK = 256  # runs generated (and written to storage) at a time
 DRIFT_RUNS = 2000  # shapes drift over this many runs
 WORK_LINE = re.compile(r"work: wall ([\d.]+) s, cpu ([\d.]+) s")
-FIGURES_LINE = re.compile(r"(\d+) figures drawn, (\d+) unchanged")
+FIGURES_LINE = re.compile(r"figures: (\d+) drawn, (\d+) unchanged \(copied from the cache\); (\d+) charts written")
 MODEL_RULES = ("train_", "score_")
 ASSESS_RULES = ("assess_histograms", "draw_figures", "verdicts", "site")
 
@@ -431,6 +431,7 @@ class StageFigures:
     work_cpu: float  # their own compute ('work: ... cpu Y s' log lines)
     drawn: int  # figures drawn (draw_figures)
     copied: int  # figures copied from the figure cache
+    charts: int = 0  # charts written (Vega-Lite specifications of the figures of merit)
 
 
 def assessment_since(work: Path, since: float, records: Path) -> list[StageFigures]:
@@ -457,6 +458,7 @@ def assessment_since(work: Path, since: float, records: Path) -> list[StageFigur
         if figures:
             row.drawn += int(figures[-1][0])
             row.copied += int(figures[-1][1])
+            row.charts += int(figures[-1][2])
     return sorted(stages.values(), key=lambda r: -r.exact_cpu)
 
 
@@ -465,7 +467,11 @@ def print_assessment(stages: Sequence[StageFigures], label: str) -> float:
     total = sum(r.exact_cpu for r in stages)
     print(f"  assessment ({label}), {sum(r.jobs for r in stages)} jobs, {total:.1f} s CPU:")
     for r in stages:
-        figures = f"; {r.drawn} figures drawn, {r.copied} copied from the cache" if r.drawn or r.copied else ""
+        figures = (
+            f"; {r.drawn} figures drawn, {r.copied} copied from the cache, {r.charts} charts written"
+            if r.drawn or r.copied or r.charts
+            else ""
+        )
         print(f"    {r.stage}: {r.jobs} jobs, {r.exact_cpu:.1f} s CPU (compute {r.work_cpu:.1f} s){figures}")
     return total
 

@@ -630,7 +630,7 @@ def test_model_jobs_are_grouped_per_chunk(condor_run: CondorRun, chunk: str) -> 
         assert len(list((results / "scores" / algo).glob(f"{chunk.split('-')[0]}..*.parquet"))) == len(
             TINY_CONTENTS[chunk.split("-")[0]])  # fmt: skip
     assert (results / "assessment" / "chunks" / chunk / "metrics.csv").exists()
-    assert any((results / "assessment" / "chunks" / chunk / "plots").rglob("*.png")), "its figures were drawn"
+    assert any((results / "assessment" / "chunks" / chunk / "plots").rglob("*.vl.json")), "its charts were written"
     # Training: one job per algorithm config, the autoencoder's with its own size.
     for algo, flavour, memory in (("ae_fast", "longlunch", "4000"), ("pca_2", "espresso", "2000")):
         train = condor_run.only(f"train_{suffix}", f"algo={algo}")

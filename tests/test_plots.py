@@ -39,26 +39,6 @@ def _nan_roc() -> RocResult:
     return bootstrap_roc(np.array([0.1, 0.5, 0.9]), np.array([0, 0, 0]), n_bootstrap=10)
 
 
-def _score_frame(seed: int = 3, algorithms: tuple[str, ...] = ("autoencoder", "pca")) -> pd.DataFrame:
-    """Calibration/test/train runs with a few bad ones, 11 low-statistics runs with huge scores, one +inf."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for k, algorithm in enumerate(algorithms):
-        for split, n in (("train", 120), ("calibration", 40), ("test", 60)):
-            labels = np.where(rng.random(n) < (0.0 if split == "train" else 0.2), 1, 0)
-            if split == "test":
-                labels[:5] = -1
-            scores = np.exp(rng.normal(0.0, 0.4, n) + (1.5 + k) * (labels == 1))
-            rows += [
-                {"algorithm": algorithm, "score": s, "label": lab, "split": split}
-                for s, lab in zip(scores, labels, strict=True)
-            ]
-        rows += [{"algorithm": algorithm, "score": 1e6 * (i + 1), "label": 0, "split": "low_stats"} for i in range(11)]
-        rows += [{"algorithm": algorithm, "score": np.inf, "label": 1, "split": "test"}]
-        rows += [{"algorithm": algorithm, "score": np.nan, "label": 0, "split": "missing"}]
-    return pd.DataFrame(rows)
-
-
 # ------------------------------------------------------------------------------------------- helpers
 
 
@@ -71,89 +51,6 @@ def test_wrap_breaks_long_paths_and_escapes_dollars() -> None:
     assert "\\$" in wrapped and "#muons" in wrapped
     assert plots._wrap("x" * 100, 40).split("\n") == ["x" * 40, "x" * 40, "x" * 20]
     assert plots._label("_hidden").startswith(" ")  # matplotlib hides labels starting with "_"
-
-
-def test_binning_ignores_low_statistics_outliers() -> None:
-    rng = np.random.default_rng(0)
-    good = rng.uniform(1.0, 5.0, 100)
-    bad = rng.uniform(4.0, 9.0, 10)
-    low = 1e6 * np.arange(1, 12)
-    scores = np.r_[good, bad, low, np.inf]
-    splits = np.r_[["test"] * 60, ["calibration"] * 40, ["test"] * 10, ["low_stats"] * 11, ["test"]]
-    binning = plots._score_binning(scores, splits)
-    assert not binning.log
-    assert binning.edges[0] >= good.min() and binning.edges[-1] <= bad.max()
-    assert binning.edges[-1] >= np.percentile(np.r_[good, bad], 99)
-    # The low-statistics runs and the +inf run are overflow, not bins.
-    assert plots._count(low, binning.edges).overflow == 11
-    everything = plots._count(scores, binning.edges)
-    assert everything.total == len(scores)
-    assert everything.overflow >= 12
-    assert everything.counts.sum() >= 100  # good and bad runs stay resolved in the bins
-    # Without the rule the outliers would have set the range: the test data must be able to show that.
-    assert np.max(low) > 1000 * binning.edges[-1]
-
-
-def test_binning_fallbacks_and_log_scale() -> None:
-    positive = np.geomspace(1e-3, 1e2, 50)
-    log_binning = plots._score_binning(positive, np.array(["test"] * 50))
-    assert log_binning.log
-    np.testing.assert_allclose(log_binning.edges[[0, -1]], [1e-3, 1e2])
-    ratios = log_binning.edges[1:] / log_binning.edges[:-1]
-    np.testing.assert_allclose(ratios, ratios[0])
-    # Only train runs: they set the range. Only low-statistics runs: then (and only then) they do.
-    train = plots._score_binning(np.array([1.0, 2.0, 3.0, 1e9]), np.array(["train", "train", "train", "low_stats"]))
-    assert train.edges[-1] == 3.0
-    low = plots._score_binning(np.array([5.0, 7.0, np.nan]), np.array(["low_stats", "low_stats", "missing"]))
-    assert low.edges[0] == 5.0 and low.edges[-1] == 7.0
-    # All +inf: a default range, every run counted as overflow.
-    infinite = plots._score_binning(np.full(4, np.inf), np.array(["test"] * 4))
-    assert np.all(np.isfinite(infinite.edges))
-    assert plots._count(np.full(4, np.inf), infinite.edges).overflow == 4
-    # One distinct value: a non-empty range around it, holding it.
-    constant = plots._score_binning(np.full(5, 2.0), np.array(["test"] * 5))
-    assert constant.edges[0] < 2.0 < constant.edges[-1]
-    zero = plots._score_binning(np.zeros(3), np.array(["test"] * 3))
-    assert zero.edges[0] < 0.0 < zero.edges[-1]
-
-
-def test_count_adds_up_with_under_and_overflow() -> None:
-    edges = np.linspace(0.0, 1.0, 6)
-    values = np.array([-np.inf, -1.0, 0.0, 0.2, 0.5, 1.0, 1.0001, np.inf, np.nan])
-    c = plots._count(values, edges)
-    assert (c.underflow, c.overflow) == (2, 2)
-    assert c.counts.tolist() == [1, 1, 1, 0, 1]  # 1.0 is in the last (closed) bin
-    assert c.total == 8  # NaN is not a run with a score
-    assert c.legend("good") == "good: 8 (2 below, 2 above range)"
-    assert plots._count(np.array([0.5]), edges).legend("bad") == "bad: 1"
-
-
-def test_log_y_only_when_small_groups_would_vanish() -> None:
-    assert plots._log_y([np.array([40, 60, 5]), np.array([1, 2, 0])])
-    assert not plots._log_y([np.array([10, 8, 3]), np.array([2, 1])])
-    assert not plots._log_y([])
-    assert not plots._log_y([np.zeros(4)])
-
-
-def test_sic_curve_and_band() -> None:
-    result = _roc(2.0, seed=1)
-    tpr, sic = plots._sic_curve(result)
-    keep = result.fpr > 0
-    np.testing.assert_allclose(sic, result.tpr[keep] / np.sqrt(result.fpr[keep]))
-    assert len(tpr) == keep.sum() and np.all(np.isfinite(sic))
-    x, lo, hi = plots._sic_band(result)
-    assert len(x) and np.all(lo <= hi + 1e-12)
-    # Only FPR values resolved by the good runs enter the band.
-    grid = result.grid[(result.grid > 0) & (result.grid >= 1 / result.n_good)]
-    assert len(x) == len(grid)
-    nan_x, _, _ = plots._sic_band(_nan_roc())
-    assert len(nan_x) == 0
-
-
-def test_confusion_row_fractions() -> None:
-    frac = plots._row_fractions(np.array([[90, 10], [0, 0]]))
-    np.testing.assert_allclose(frac[0], [0.9, 0.1])
-    assert np.all(np.isnan(frac[1]))
 
 
 def test_flag_fractions() -> None:
@@ -188,58 +85,17 @@ def test_run_caption_names_run_label_entries_and_score() -> None:
 # ------------------------------------------------------------------------------------------- figures
 
 
-def test_roc_sic_and_run_level(tmp_path: Path) -> None:
-    results = {"autoencoder": _roc(2.0, 1), "pca": _roc(1.0, 2), "_private name #1": _roc(0.2, 3)}
-    plots.plot_roc(results, TITLE, tmp_path / "deep" / "roc.png")
-    _png(tmp_path / "deep" / "roc.png", max_width=1000)
-    plots.plot_sic(results, TITLE, tmp_path / "sic.png")
-    _png(tmp_path / "sic.png", max_width=1000)
-    plots.plot_run_level({"fisher": results["pca"], "min p": _nan_roc()}, "run level [ae]", tmp_path / "run.png")
-    _png(tmp_path / "run.png", max_width=1000)
+def test_run_level(tmp_path: Path) -> None:
+    results = {"fisher": _roc(1.0, 2), "_private name #1": _roc(0.2, 3), "min p": _nan_roc()}
+    plots.plot_run_level(results, "run level [ae]", tmp_path / "deep" / "run.png")
+    _png(tmp_path / "deep" / "run.png", max_width=1000)
 
 
 @pytest.mark.parametrize("results", [{"ks": None}, {}], ids=["nan-auc", "empty"])
 def test_roc_without_good_and_bad_runs(tmp_path: Path, results: dict[str, RocResult | None]) -> None:
     filled = {name: _nan_roc() for name in results}
-    for function in (plots.plot_roc, plots.plot_sic, plots.plot_run_level):
-        path = tmp_path / f"{function.__name__}.png"
-        function(filled, TITLE, path)
-        _png(path, max_width=1000)
-
-
-def test_confusion(tmp_path: Path) -> None:
-    matrices = [("max TPR·(1-FPR)", np.array([[100, 20], [3, 12]])), ("FAR 5%", np.array([[114, 6], [0, 0]]))]
-    plots.plot_confusion(matrices, TITLE, tmp_path / "two.png")
-    _png(tmp_path / "two.png")
-    plots.plot_confusion(matrices[:1], TITLE, tmp_path / "one.png")
-    _png(tmp_path / "one.png", max_width=1000)
-    plots.plot_confusion([], TITLE, tmp_path / "none.png")
-    _png(tmp_path / "none.png")
-    with pytest.raises(ValueError, match="shape"):
-        plots.plot_confusion([("bad", np.zeros((3, 3)))], TITLE, tmp_path / "bad.png")
-
-
-def test_score_distributions(tmp_path: Path) -> None:
-    frame = _score_frame()
-    plots.plot_score_distributions(frame, TITLE, tmp_path / "two.png")
-    _png(tmp_path / "two.png")
-    plots.plot_score_distributions(frame[frame["algorithm"] == "pca"], TITLE, tmp_path / "one.png")
-    _png(tmp_path / "one.png", max_width=1000)
-
-
-def test_score_distributions_edge_cases(tmp_path: Path) -> None:
-    frame = _score_frame(algorithms=("a",))
-    plots.plot_score_distributions(frame.assign(label=-1), TITLE, tmp_path / "unlabelled.png")
-    _png(tmp_path / "unlabelled.png")
-    plots.plot_score_distributions(frame.drop(columns=["label", "split"]), TITLE, tmp_path / "bare.png")
-    _png(tmp_path / "bare.png")
-    plots.plot_score_distributions(frame.assign(score=np.inf), TITLE, tmp_path / "inf.png")
-    _png(tmp_path / "inf.png")
-    plots.plot_score_distributions(frame.iloc[:0], TITLE, tmp_path / "empty.png")
-    _png(tmp_path / "empty.png")
-    many = _score_frame(algorithms=tuple(f"algorithm {i}" for i in range(plots.MAX_COLUMNS + 1)))
-    plots.plot_score_distributions(many, TITLE, tmp_path / "many.png")
-    _png(tmp_path / "many.png", max_width=3200)
+    plots.plot_run_level(filled, TITLE, tmp_path / "run.png")
+    _png(tmp_path / "run.png", max_width=1000)
 
 
 def test_reconstructions_1d(tmp_path: Path) -> None:
@@ -359,54 +215,14 @@ def test_pvalue_calibration(tmp_path: Path) -> None:
 
 def test_style_does_not_leak_into_the_process(tmp_path: Path) -> None:
     before = dict(matplotlib.rcParams)
-    plots.plot_roc({"a": _roc(1.0, 0)}, TITLE, tmp_path / "roc.png")
+    plots.plot_run_level({"a": _roc(1.0, 0)}, TITLE, tmp_path / "roc.png")
     assert dict(matplotlib.rcParams) == before
-
-
-def test_latent_space(tmp_path: Path) -> None:
-    rng = np.random.default_rng(5)
-    n = 120
-    frame = pd.DataFrame(
-        {
-            "latent_1": rng.normal(size=n),
-            "latent_2": rng.normal(size=n),
-            "score": rng.exponential(size=n),
-            "label": np.r_[np.zeros(100, int), np.ones(10, int), -np.ones(10, int)],
-            "split": np.r_[["train"] * 50, ["test"] * 60, ["low_stats"] * 10],
-        }
-    )
-    plots.plot_latent(frame, "CSC//Run summary/h #1 [pca_2]", tmp_path / "latent.png")
-    _png(tmp_path / "latent.png")
-    one_d = frame.assign(latent_2=np.nan)  # a one-dimensional latent space: the score is the y axis
-    plots.plot_latent(one_d, "h [pca_1]", tmp_path / "latent_1d.png")
-    _png(tmp_path / "latent_1d.png")
-    plots.plot_latent(frame.assign(latent_1=np.nan), "h", tmp_path / "none.png")
-    _png(tmp_path / "none.png", min_width=200)
 
 
 def test_kept_figures_draw_as_new_ones(tmp_path: Path) -> None:
     """A figure drawn on axes kept from an earlier, different figure is the same picture as on new axes."""
-    linear = _score_frame(seed=4).assign(score=lambda f: np.log(f["score"].clip(lower=1e-3)))
-    frames = [_score_frame(), linear, _score_frame().assign(label=-1), _score_frame().assign(score=np.inf), linear]
     rocs = [{"a": _roc(2.0, 1), "b": _roc(0.5, 2)}, {"a": _nan_roc(), "b": _roc(1.0, 3)}, {"a": _roc(1.5, 4)}]
-    draws = [(plots.plot_score_distributions, frame) for frame in frames]
-    draws += [(function, result) for result in rocs for function in (plots.plot_roc, plots.plot_sic)]
-    matrices = [("max TPR·(1-FPR)", np.array([[100, 20], [3, 12]])), ("FAR 5%", np.array([[114, 6], [0, 0]]))]
-    draws += [(plots.plot_confusion, matrices), (plots.plot_confusion, matrices[::-1])]
-    five = [*matrices, *matrices, ("FAR 1%", np.array([[7, 1], [2, 9]]))]
-    draws += [(plots.plot_confusion, five), (plots.plot_confusion, five[:1] + five), (plots.plot_confusion, five)]
-    rng = np.random.default_rng(5)
-    latent = pd.DataFrame(
-        {
-            "latent_1": rng.normal(size=120),
-            "latent_2": rng.normal(size=120) * 30,
-            "score": rng.exponential(size=120),
-            "label": np.r_[np.zeros(100, int), np.ones(10, int), -np.ones(10, int)],
-            "split": np.r_[["train"] * 50, ["test"] * 60, ["low_stats"] * 10],
-        }
-    )
-    one_d = latent.assign(latent_2=np.nan)
-    draws += [(plots.plot_latent, frame) for frame in (one_d, latent, one_d.assign(score=-one_d["score"]), latent)]
+    draws = [(plots.plot_run_level, result) for result in rocs]
     for k, (function, data) in enumerate(draws):
         function(data, f"{TITLE} {k}", tmp_path / f"kept{k}.png")
     plots._REUSED.clear()

@@ -76,7 +76,9 @@ def test_figures_planned_by_the_assessment_and_drawn_in_another_process_are_the_
     import subprocess
     import sys
 
-    from dqmflow.assess import write_figure_plan
+    from dqmflow.assess import FigureCall, write_figure_plan
+    from dqmflow.charts import SUFFIX
+    from dqmflow.metrics import bootstrap_roc
 
     table = foreign_table(rng)
     settings = Settings(n_bootstrap=20, plots="all")
@@ -87,18 +89,26 @@ def test_figures_planned_by_the_assessment_and_drawn_in_another_process_are_the_
     assert [c.file for c in also_dir] == [c.file for c in planned.figure_plan] == list(direct.figures["file"])
     pd.testing.assert_frame_equal(planned.metrics, direct.metrics)
     pd.testing.assert_frame_equal(planned.figures, direct.figures)
-    write_figure_plan(planned.figure_plan, tmp_path / "figures.pkl")
+    assert direct.figures["file"].str.endswith(SUFFIX).all(), "no reconstructions: only charts"
     code = (
         "import sys; from dqmflow.assess import draw_figures\n"
-        "print(draw_figures(sys.argv[1], sys.argv[2], sys.argv[3]))\n"
+        "print(draw_figures(sys.argv[1], sys.argv[2], sys.argv[3]), 'matplotlib' in sys.modules)\n"
     )
     args = [str(tmp_path / "figures.pkl"), str(tmp_path / "planned"), str(tmp_path / "cache")]
+    write_figure_plan(planned.figure_plan, tmp_path / "figures.pkl")
     run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-    assert run.stdout.strip() == f"({len(direct.figures)}, 0)"
+    assert run.stdout.strip() == "(0, 0) False", "charts are written without importing matplotlib"
     for file in direct.figures["file"]:
         assert (tmp_path / "planned" / file).read_bytes() == (tmp_path / "direct" / file).read_bytes(), file
+    # A PNG figure in the plan: drawn once, then copied from the cache while its data are the same.
+    rocs = {"mine": bootstrap_roc(table["score"].to_numpy(), table["label"].to_numpy(), n_bootstrap=10)}
+    png = FigureCall("plot_run_level", "summary/run_level.png", (rocs, "run level"), {})
+    write_figure_plan([*planned.figure_plan, png], tmp_path / "figures.pkl")
+    run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "(1, 0) True"
     again = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-    assert again.stdout.strip() == f"(0, {len(direct.figures)})", "an unchanged figure is copied, not drawn"
+    assert again.stdout.strip() == "(0, 1) True", "an unchanged figure is copied, not drawn"
+    assert (tmp_path / "planned" / "summary" / "run_level.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize(

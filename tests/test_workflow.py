@@ -126,6 +126,10 @@ def test_full_run_outputs(workdir: Path) -> None:
     assert sorted(latent["algorithm"].value_counts().items()) == [("ae_fast", N_HISTS), ("pca_2", N_HISTS)]
     slug = HistogramName("CSC", ODD).slug
     assert (pd_dir / "assessment" / "chunks" / "CSC-1" / "plots" / slug / "reco_ks_prev4.png").exists()
+    roc = json.loads((pd_dir / "assessment" / "chunks" / "CSC-1" / "plots" / slug / "roc.vl.json").read_text())
+    assert len(roc["layer"][0]["encoding"]["color"]["scale"]["domain"]) == ALGORITHMS, "a ROC chart: every algorithm"
+    page = (pd_dir / "site" / "histograms" / f"{slug}.html").read_text()
+    assert page.count('class="vl"') >= 4 and '<script src="../js/vega-embed.min.js">' in page, "charts on the page"
     summary = pd.read_csv(pd_dir / "summary" / "auc_by_histogram.csv", index_col=0)
     assert summary.shape == (N_HISTS, ALGORITHMS)
     verdicts = pd.read_csv(pd_dir / "verdicts.csv")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import html
+import importlib.util
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from dqmflow.arrowio import read_parquet
+from dqmflow.charts import CHARTS, SUFFIX, write_chart
 from dqmflow.metrics import EFFICIENCIES, RocResult, bootstrap_roc, clip_infinite, false_alarm_rates, with_seeds
 from dqmflow.names import slugify
 from dqmflow.scores import ScoreTableError, check_score_table
@@ -461,7 +463,8 @@ def assess_histograms(
             )
     if isinstance(cache, FigureCache):
         cache.close()
-        log.info("figures: %d drawn, %d unchanged (copied from the cache)", cache.drawn, cache.hits)
+        log.info("figures: %d drawn, %d unchanged (copied from the cache); %d charts written", cache.drawn,
+                 cache.hits, cache.charts)  # fmt: skip
     metrics = pd.DataFrame(metric_rows)
     keep = ["run_number", "histogram", "algorithm", "score", "p_value", "p_graded", "n_reference", "reference_outlier"]
     return ChunkAssessment(
@@ -477,7 +480,8 @@ def assess_histograms(
 
 @dataclass(frozen=True)
 class FigureCall:
-    """One figure to draw: ``dqmflow.plots.<function>(*args, plots_dir / file, **kwargs)``."""
+    """One figure to draw: ``dqmflow.plots.<function>(*args, plots_dir / file, **kwargs)``, or a
+    chart to write: ``dqmflow.charts.<function>(*args, **kwargs)`` as ``plots_dir / file``."""
 
     function: str
     file: str  # relative to the plots folder
@@ -508,8 +512,8 @@ def draw_figures(
     plan: Sequence[FigureCall] | str | Path, plots_dir: str | Path, figure_cache: str | Path | None = None
 ) -> tuple[int, int]:
     """Draw the figures of ``plan`` (or of the plan file at that path) into ``plots_dir``, copying
-    those whose inputs are unchanged from ``figure_cache`` (:class:`FigureCache`); returns
-    (drawn, copied from the cache)."""
+    those whose inputs are unchanged from ``figure_cache`` (:class:`FigureCache`), and write its
+    charts; returns (PNG figures drawn, PNG figures copied from the cache)."""
     calls: list[FigureCall] = pickle.loads(Path(plan).read_bytes()) if isinstance(plan, (str, Path)) else list(plan)
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -519,7 +523,8 @@ def draw_figures(
     for call in calls:
         cache.draw(call.function, plots_dir / call.file, *call.args, **call.kwargs)
     cache.close()
-    log.info("figures: %d drawn, %d unchanged (copied from the cache)", cache.drawn, cache.hits)
+    log.info("figures: %d drawn, %d unchanged (copied from the cache); %d charts written", cache.drawn, cache.hits,
+             cache.charts)  # fmt: skip
     return cache.drawn, cache.hits
 
 
@@ -527,22 +532,30 @@ class FigureCache:
     """Figures kept between runs of a job, by a hash of everything drawn (data, titles, the
     plotting code): a figure whose inputs did not change (e.g. the most anomalous runs of a
     histogram after a few runs were added) is copied instead of drawn again. ``None`` folder:
-    no cache. Entries not used by a run are removed at :meth:`close`."""
+    no cache. Entries not used by a run are removed at :meth:`close`. Charts (Vega-Lite
+    specifications, :mod:`dqmflow.charts`) cost milliseconds: they are always written, and
+    matplotlib is imported only when a PNG figure is drawn."""
 
     def __init__(self, folder: str | Path | None) -> None:
         self.folder = Path(folder) if folder is not None else None
         self.used: set[str] = set()
         self.hits = 0
         self.drawn = 0
+        self.charts = 0
         self._code = ""
-        if self.folder is not None:  # the plotting code is part of every key (imports matplotlib)
+        if self.folder is not None:  # the plotting code is part of every key (read, not imported)
             self.folder.mkdir(parents=True, exist_ok=True)
-            from dqmflow import plots
-
-            self._code = hashlib.sha256(Path(plots.__file__).read_bytes()).hexdigest()
+            spec = importlib.util.find_spec("dqmflow.plots")
+            assert spec is not None and spec.origin is not None
+            self._code = hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()
 
     def draw(self, function: str, path: Path, *args: Any, **kwargs: Any) -> None:
-        """``dqmflow.plots.<function>(*args, path, **kwargs)`` unless the same figure is in the cache."""
+        """``dqmflow.plots.<function>(*args, path, **kwargs)`` unless the same figure is in the cache;
+        ``dqmflow.charts.<function>(*args, **kwargs)`` written to ``path`` for a chart."""
+        if function in CHARTS:
+            write_chart(CHARTS[function](*args, **kwargs), path)
+            self.charts += 1
+            return
         from dqmflow import plots
 
         if self.folder is None:
@@ -588,8 +601,8 @@ def _histogram_figures(
     folder = plots / slug
     rows: list[dict[str, Any]] = []
 
-    def add(kind: str, algorithm: str = "", runs: Sequence[int] = ()) -> Path:
-        name = f"{kind}.png" if not algorithm else f"{kind}_{algorithm}.png"
+    def add(kind: str, algorithm: str = "", runs: Sequence[int] = (), suffix: str = ".png") -> Path:
+        name = f"{kind}{suffix}" if not algorithm else f"{kind}_{algorithm}{suffix}"
         rows.append(
             {"histogram": histogram, "algorithm": algorithm, "kind": kind, "file": f"{slug}/{name}",
              "runs": " ".join(str(r) for r in runs)}
@@ -599,18 +612,20 @@ def _histogram_figures(
     title = histogram
     if flagging:
         if any(not np.isnan(r.auc) for r in rocs.values()):
-            cache.draw("plot_roc", add("roc"), rocs, title)
-            cache.draw("plot_sic", add("sic"), rocs, title)
+            cache.draw("roc_chart", add("roc", suffix=SUFFIX), rocs, title)
+            cache.draw("sic_chart", add("sic", suffix=SUFFIX), rocs, title)
         if matrices:
-            cache.draw("plot_confusion", add("confusion"), matrices, title)
+            cache.draw("confusion_chart", add("confusion", suffix=SUFFIX), matrices, title)
         columns = ["algorithm", "score", "label", "split"]
-        cache.draw("plot_score_distributions", add("scores"), frame[columns].reset_index(drop=True), title)
+        cache.draw("score_chart", add("scores", suffix=SUFFIX), frame[columns].reset_index(drop=True), title)
     if {"latent_1", "latent_2"} <= set(frame.columns):
         for algorithm, aframe in frame.groupby("algorithm", sort=True):
             if str(algorithm) in flagging and aframe["latent_1"].notna().any():
-                columns = ["latent_1", "latent_2", "score", "label", "split"]
+                columns = ["run_number", "latent_1", "latent_2", "score", "label", "split"]
                 latent = aframe[columns].reset_index(drop=True)
-                cache.draw("plot_latent", add("latent", str(algorithm)), latent, f"{title}  [{algorithm}]")
+                cache.draw(
+                    "latent_chart", add("latent", str(algorithm), suffix=SUFFIX), latent, f"{title}  [{algorithm}]"
+                )
     labels = dict(zip(frame["run_number"], frame["label"], strict=False))
     entries = dict(zip(frame["run_number"], frame["entries"], strict=False)) if "entries" in frame.columns else {}
     for algorithm, aframe in frame.groupby("algorithm", sort=True):

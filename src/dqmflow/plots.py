@@ -6,20 +6,18 @@ at least 9 pt; legends sit outside the curves (beside the axes, above the figure
 kept free above the histograms). Titles may be long histogram paths: they are wrapped at ``/``
 and spaces, and drawn literally (``$`` does not start mathtext).
 
-Drawing is the cost of an assessment's figures, so (measured on ``bench/assess.py``): no pyplot
-and no layout engine; one draw per figure (:func:`_save`); the figures drawn for every histogram
-(ROC, SIC, confusion matrices, score distributions, latent spaces, reconstructions) keep their
-figure, axes and colour bars from one call to the next of the same layout (:func:`_kept_figure`:
-reconstructions 2x faster, the same bytes); text lines are rendered once per process (:class:`_TextCache`).
+The figures of merit of each histogram (ROC, SIC, confusion matrices, score distributions, latent
+spaces) are drawn by the web page from Vega-Lite specifications (:mod:`dqmflow.charts`); these
+are the PNG figures: the reconstructions of the most anomalous runs and the run-level summary
+figures of the Snakemake report.
 
-* :func:`plot_roc`, :func:`plot_run_level`: ROC curves with their ±1σ bootstrap bands
+Drawing is the cost of an assessment's figures, so (measured on ``bench/assess.py``): no pyplot
+and no layout engine; one draw per figure (:func:`_save`); figures keep their figure, axes and
+colour bars from one call to the next of the same layout (:func:`_kept_figure`: reconstructions
+2x faster, the same bytes); text lines are rendered once per process (:class:`_TextCache`).
+
+* :func:`plot_run_level`: run-level ROC curves with their ±1σ bootstrap bands
   (:func:`dqmflow.metrics.bootstrap_roc`), AUC ± std in the legend.
-* :func:`plot_sic`: significance improvement characteristic, SIC = TPR / sqrt(FPR) against TPR
-  (J. H. Collins, K. Howe, B. Nachman, arXiv:1805.02664; drawn as in sk_cathode,
-  https://github.com/uhh-pd-ml/sk_cathode, ``sk_cathode/utils/evaluation_functions.py``).
-* :func:`plot_confusion`: 2x2 confusion matrices at chosen working points.
-* :func:`plot_score_distributions`: score counts of good/bad/unlabelled runs and of the run sets;
-  the binning is set by the calibration and test runs, never by low-statistics outliers.
 * :func:`plot_reconstructions`: the most anomalous runs against their reconstruction.
 * :func:`plot_flags`: number of flagged histograms per good and bad run, as in AutoDQM_ML
   (https://github.com/AutoDQM/AutoDQM_ML, ``combined_plot_all_csvs/plot_merged_df.py``).
@@ -33,7 +31,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -52,25 +49,15 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, fontManager, get_font
 from matplotlib.gridspec import GridSpec
 from matplotlib.lines import Line2D
-from matplotlib.patches import StepPatch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from matplotlib.transforms import Bbox, ScaledTranslation
 from matplotlib.typing import RcKeyType
 from PIL import Image, PngImagePlugin
 
+from dqmflow.charts import counts_note, fmt, log_y, roc_band, valid, wrap_lines
 from dqmflow.metrics import RocResult
 
-__all__ = [
-    "plot_confusion",
-    "plot_flags",
-    "plot_latent",
-    "plot_pvalue_calibration",
-    "plot_reconstructions",
-    "plot_roc",
-    "plot_run_level",
-    "plot_score_distributions",
-    "plot_sic",
-]
+__all__ = ["plot_flags", "plot_pvalue_calibration", "plot_reconstructions", "plot_run_level"]
 
 PathLike = str | os.PathLike[str]
 
@@ -97,11 +84,8 @@ _STYLE: dict[RcKeyType, Any] = {
     # A fixed title position: automatic placement measures every tick label of the row (a third of the time).
     "axes.titley": 1.0,
 }
-GOOD, BAD, UNLABELLED, LOW_STATS = "tab:blue", "tab:red", "0.45", "0.55"
+GOOD, BAD, UNLABELLED = "tab:blue", "tab:red", "0.45"
 LABEL_NAMES = {0: "good", 1: "bad"}
-MAX_COLUMNS = 8  # algorithms drawn side by side in the score distributions
-# Legend headroom: the histograms use the lower part of the axes, the legend the rest.
-_HEADROOM = 0.58
 _LINE = 0.17  # inches per line of 10 pt text
 # Single-panel figures (ROC, SIC): axes of 5 x 4 inches, legend to the right (~800 px in all).
 _SINGLE_WIDTH, _SINGLE_HEIGHT, _SINGLE_TITLE_CHARS = 5.0, 4.0, 75
@@ -367,29 +351,8 @@ def _escape(text: object) -> str:
 
 
 def _wrap(text: object, width: int = 80) -> str:
-    """Wrap ``text`` at ``/`` and whitespace into lines of at most ``width`` characters (escaped).
-
-    Tokens longer than a line are cut; existing newlines are kept.
-    """
-    width = max(int(width), 8)
-    lines: list[str] = []
-    for paragraph in str(text).split("\n"):
-        line = ""
-        for piece in re.split(r"(?<=[/\s])", paragraph):
-            token = piece
-            while len(token) > width:
-                if line.strip():
-                    lines.append(line.rstrip())
-                line = ""
-                lines.append(token[:width])
-                token = token[width:]
-            if line.strip() and len(line) + len(token.rstrip()) > width:
-                lines.append(line.rstrip())
-                line = token.lstrip()
-            else:
-                line += token
-        lines.append(line.rstrip())
-    return _escape("\n".join(lines))
+    """Wrap ``text`` at ``/`` and whitespace into lines of at most ``width`` characters (escaped)."""
+    return _escape("\n".join(wrap_lines(text, width)))
 
 
 def _label(name: object, width: int = 46) -> str:
@@ -457,33 +420,7 @@ def _colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def _valid(result: RocResult) -> bool:
-    return bool(np.isfinite(result.auc)) and len(np.asarray(result.fpr)) > 0
-
-
-def _fmt(value: float, spec: str = ".3f") -> str:
-    return format(value, spec) if np.isfinite(value) else "n/a"
-
-
 # ------------------------------------------------------------------------------------------ ROC and SIC
-
-
-def _counts_note(results: Mapping[str, RocResult]) -> tuple[str, bool]:
-    """("n good, m bad runs", True) when all results share these counts, else ("", False)."""
-    pairs = {(r.n_good, r.n_bad) for r in results.values()}
-    if len(pairs) == 1:
-        n_good, n_bad = pairs.pop()
-        return f"{n_good} good, {n_bad} bad runs", True
-    return "", False
-
-
-def _roc_band(ax: Axes, result: RocResult, color: Any) -> None:
-    """The bootstrap mean ± std of the TPR on the FPR grid, where defined."""
-    grid, mean, std = (np.asarray(a, dtype=np.float64) for a in (result.grid, result.tpr_mean, result.tpr_std))
-    ok = np.isfinite(grid) & np.isfinite(mean) & np.isfinite(std)
-    if ok.any():
-        lo, hi = np.clip(mean[ok] - std[ok], 0, 1), np.clip(mean[ok] + std[ok], 0, 1)
-        ax.fill_between(grid[ok], lo, hi, color=color, alpha=0.2, lw=0)
 
 
 def _draw_rocs(
@@ -496,15 +433,17 @@ def _draw_rocs(
     xlabel: str,
     ylabel: str,
 ) -> None:
-    note, shared = _counts_note(results)
+    note, shared = counts_note(results)
     drawn = 0
     for (name, res), color in zip(results.items(), _colors(len(results)), strict=True):
         counts = "" if shared else f" ({res.n_good} good, {res.n_bad} bad)"
-        if not _valid(res):
+        if not valid(res):
             ax.plot([], [], ls="", label=_label(f"{name}: needs good and bad runs{counts}"))
             continue
-        _roc_band(ax, res, color)
-        auc = f"AUC {res.auc:.3f} ± {_fmt(res.auc_std)}"
+        band_x, band_lo, band_hi = roc_band(res)
+        if len(band_x):
+            ax.fill_between(band_x, band_lo, band_hi, color=color, alpha=0.2, lw=0)
+        auc = f"AUC {res.auc:.3f} ± {fmt(res.auc_std)}"
         if len(res.seed_aucs):  # a seed ensemble: the median over seeds and its 68% band, hatched
             median, lo, hi = res.seed_band
             ax.fill_between(res.grid, res.seed_tpr[1], res.seed_tpr[2], facecolor="none", edgecolor=color,
@@ -527,28 +466,6 @@ def _draw_rocs(
     _suptitle(fig, f"{title}\n{note}" if note else title, width=_SINGLE_TITLE_CHARS)
 
 
-def plot_roc(results: Mapping[str, RocResult], title: str, path: PathLike) -> None:
-    """ROC curves of several algorithms (keys: algorithm names) on the same runs.
-
-    Each curve has its ±1σ bootstrap band and its max-pseudo-AUC working point (the point maximising
-    TPR·(1-FPR)) marked; the legend gives AUC ± bootstrap std. A seed ensemble's result also shows
-    the 68% band over seeds (hatched) and the AUC's median and band over seeds. Results with a NaN
-    AUC (no good or no bad run) are listed as "needs good and bad runs".
-    """
-    with matplotlib.rc_context(_STYLE):
-        fig, (ax,) = _reused_axes("roc", 1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
-        _draw_rocs(
-            fig,
-            ax,
-            results,
-            title,
-            mark_working_point=True,
-            xlabel="false-alarm rate (fraction of good runs flagged)",
-            ylabel="detection efficiency (fraction of bad runs flagged)",
-        )
-        _save(fig, path)
-
-
 def plot_run_level(results: Mapping[str, RocResult], title: str, path: PathLike) -> None:
     """Run-level ROC curves, one per way of combining histogram scores (or per algorithm).
 
@@ -565,334 +482,6 @@ def plot_run_level(results: Mapping[str, RocResult], title: str, path: PathLike)
             xlabel="fraction of good runs flagged",
             ylabel="fraction of bad runs flagged",
         )
-        _save(fig, path)
-
-
-def _sic_curve(result: RocResult) -> tuple[np.ndarray, np.ndarray]:
-    """(TPR, SIC = TPR / sqrt(FPR)) of the ROC points with FPR > 0 (sk_cathode drops FPR = 0)."""
-    fpr = np.asarray(result.fpr, dtype=np.float64)
-    tpr = np.asarray(result.tpr, dtype=np.float64)
-    keep = (fpr > 0) & np.isfinite(fpr) & np.isfinite(tpr)
-    return tpr[keep], tpr[keep] / np.sqrt(fpr[keep])
-
-
-def _sic_band(result: RocResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(TPR mean, SIC low, SIC high) from the bootstrap mean ± std of the TPR on the FPR grid.
-
-    Only grid points with FPR ≥ 1/n_good are kept: below one good run the FPR is not resolved and
-    1/sqrt(FPR) of an interpolated TPR would only show the interpolation.
-    """
-    grid, mean, std = (np.asarray(a, dtype=np.float64) for a in (result.grid, result.tpr_mean, result.tpr_std))
-    floor = 1.0 / result.n_good if result.n_good > 0 else np.inf
-    keep = (grid > 0) & (grid >= floor) & np.isfinite(grid) & np.isfinite(mean) & np.isfinite(std)
-    root = np.sqrt(grid[keep])
-    lo = np.clip(mean[keep] - std[keep], 0, 1) / root
-    hi = np.clip(mean[keep] + std[keep], 0, 1) / root
-    return mean[keep], lo, hi
-
-
-def plot_sic(results: Mapping[str, RocResult], title: str, path: PathLike) -> None:
-    """Significance improvement characteristic, SIC = TPR / sqrt(FPR) against TPR.
-
-    Convention of sk_cathode (``sic_curve``) after J. H. Collins, K. Howe and B. Nachman,
-    arXiv:1805.02664: ROC points with FPR = 0 are dropped. The band is the SIC of the bootstrap
-    TPR mean ± std on the FPR grid (FPR ≥ 1/n_good), drawn at the mean TPR. A random score follows
-    SIC = sqrt(TPR) (dotted).
-    """
-    with matplotlib.rc_context(_STYLE):
-        fig, (ax,) = _reused_axes("sic", 1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
-        note, shared = _counts_note(results)
-        drawn = 0
-        top = 1.0
-        for (name, res), color in zip(results.items(), _colors(len(results)), strict=True):
-            counts = "" if shared else f" ({res.n_good} good, {res.n_bad} bad)"
-            if not _valid(res):
-                ax.plot([], [], ls="", label=_label(f"{name}: needs good and bad runs{counts}"))
-                continue
-            x, lo, hi = _sic_band(res)
-            if len(x):
-                ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
-            tpr, sic = _sic_curve(res)
-            if len(sic):
-                best = int(np.argmax(sic))
-                label = f"{name}: max SIC {sic[best]:.2f} at TPR {tpr[best]:.2f}{counts}"
-                ax.plot(tpr, sic, color=color, lw=1.8, label=_label(label))
-                top = max(top, float(sic.max()))
-                drawn += 1
-        if drawn == 0:
-            _message(ax, "needs good and bad runs")
-        x = np.linspace(0.0, 1.0, 101)
-        ax.plot(x, np.sqrt(x), ls=":", color="grey", lw=1, label="random (SIC = √TPR)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-        ax.set(
-            xlabel="detection efficiency TPR (fraction of bad runs flagged)",
-            ylabel="SIC = TPR / √FPR",
-            xlim=(0, 1),
-            ylim=(0, 1.1 * top),
-        )
-        _suptitle(fig, f"{title}\n{note}" if note else title, width=_SINGLE_TITLE_CHARS)
-        _save(fig, path)
-
-
-# ------------------------------------------------------------------------------------------- confusion
-
-
-def _row_fractions(matrix: np.ndarray) -> np.ndarray:
-    """Each row of a confusion matrix divided by its sum (NaN for an empty row)."""
-    m = np.asarray(matrix, dtype=np.float64)
-    rows = m.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(rows > 0, m / np.where(rows > 0, rows, 1.0), np.nan)
-
-
-def plot_confusion(matrices: Sequence[tuple[str, np.ndarray]], title: str, path: PathLike) -> None:
-    """Confusion matrices, one panel per working point (e.g. "max TPR·(1-FPR)", "FAR 5%").
-
-    Each matrix is [[TN, FP], [FN, TP]] (``sklearn.metrics.confusion_matrix`` order): rows are the
-    true class (good, bad), columns the prediction (good, bad). Cells show the count and the
-    fraction of the row; the colour is the row fraction.
-
-    Raises ``ValueError`` if a matrix is not 2x2.
-    """
-    items = [(str(name), np.asarray(m, dtype=np.float64)) for name, m in matrices]
-    for name, m in items:
-        if m.shape != (2, 2):
-            raise ValueError(f"confusion matrix {name!r} has shape {m.shape}, expected (2, 2)")
-    if not items:
-        _placeholder(title, "no working point", path)
-        return
-    n = len(items)
-    ncols = min(n, 4)
-    nrows = math.ceil(n / ncols)
-    names = [_wrap(name, 30) for name, _ in items]
-    title_space = max(_title_space(name) for name in names)
-    with matplotlib.rc_context(_STYLE):
-        # 0.9 inch between panels holds the next panel's row labels, "true" and the title lines.
-        fig, axes = _reused_axes(
-            "confusion", nrows, ncols, width=max(2.6, 5.4 / ncols), height=2.4, wgap=1.0, hgap=0.65 + title_space
-        )
-        for ax in axes[n:]:  # an incomplete last row
-            ax.set_visible(False)
-        for k, ((_, m), name) in enumerate(zip(items, names, strict=True)):
-            ax = axes[k]
-            frac = _row_fractions(m)
-            ax.imshow(np.nan_to_num(frac, nan=0.0), cmap="Blues", vmin=0, vmax=1, aspect="auto", origin="upper")
-            for i in range(2):
-                for j in range(2):
-                    f = frac[i, j]
-                    text = f"{m[i, j]:.0f}\n" + (f"{f:.1%}" if np.isfinite(f) else "–")
-                    color = "white" if np.isfinite(f) and f > 0.6 else "black"
-                    ax.text(j, i, text, ha="center", va="center", color=color, fontsize=10)
-            rows = m.sum(axis=1)
-            ax.set_xticks([0, 1], ["good", "bad"])
-            ax.set_yticks([0, 1], [f"good\n({rows[0]:.0f})", f"bad\n({rows[1]:.0f})"])
-            ax.set(xlabel="predicted", ylabel="true (runs)", title=name)
-            ax.grid(False)
-        _suptitle(fig, title + "\ncolour: fraction of the true class", clearance=title_space)
-        _save(fig, path)
-
-
-# --------------------------------------------------------------------------------- score distributions
-
-
-@dataclass(frozen=True)
-class _Binning:
-    edges: np.ndarray
-    log: bool
-
-
-@dataclass(frozen=True)
-class _Counts:
-    counts: np.ndarray
-    underflow: int
-    overflow: int
-
-    @property
-    def total(self) -> int:
-        return int(self.counts.sum()) + self.underflow + self.overflow
-
-    def legend(self, name: str, max_chars: int = 1000) -> str:
-        """``name: runs (n below, m above range)``, the range note on a second line beyond ``max_chars``."""
-        outside = [f"{n} {side}" for n, side in ((self.underflow, "below"), (self.overflow, "above")) if n]
-        head = f"{name}: {self.total}"
-        note = f"({', '.join(outside)} range)" if outside else ""
-        if not note:
-            return head
-        return f"{head} {note}" if len(head) + 1 + len(note) <= max_chars else f"{head}\n{note}"
-
-
-_BINNING_SPLITS: tuple[tuple[str, ...] | None, ...] = (("calibration", "test"), ("train", "calibration", "test"), None)
-
-
-def _score_binning(scores: np.ndarray, splits: np.ndarray, max_bins: int = 40) -> _Binning:
-    """Bin edges of one algorithm's scores, set by the runs that matter and robust to outliers.
-
-    The range is the 0.5-99.5 percentile (taken at data points) of the finite scores of the
-    calibration and test runs; without such runs, of the train runs too; and only if no other run
-    has a finite score, of all runs (low statistics included). Low-statistics runs, +-inf and
-    extreme scores thus never set the binning: they are counted as under/overflow. Logarithmic
-    bins when all reference scores are positive and span more than two decades.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    sp = np.asarray(splits).astype(str)
-    finite = np.isfinite(s)
-    ref = s[:0]
-    for allowed in _BINNING_SPLITS:
-        mask = finite if allowed is None else finite & np.isin(sp, allowed)
-        if mask.any():
-            ref = s[mask]
-            break
-    if len(ref) == 0:
-        return _Binning(np.linspace(0.0, 1.0, 11), False)
-    lo = float(np.percentile(ref, 0.5, method="lower"))
-    hi = float(np.percentile(ref, 99.5, method="higher"))
-    n_bins = int(np.clip(round(2 * np.sqrt(len(ref))), 10, max_bins))
-    if lo > 0 and hi / lo > 100:
-        return _Binning(np.geomspace(lo, hi, n_bins + 1), True)
-    if hi <= lo:
-        pad = 0.05 * abs(lo) if lo != 0 else 0.5
-        lo, hi = lo - pad, hi + pad
-    return _Binning(np.linspace(lo, hi, n_bins + 1), False)
-
-
-def _count(values: np.ndarray, edges: np.ndarray) -> _Counts:
-    """Histogram of ``values`` in ``edges`` with under/overflow counts (NaN left out, ±inf outside)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[~np.isnan(v)]
-    below, above = v < edges[0], v > edges[-1]
-    counts, _ = np.histogram(v[~(below | above)], bins=edges)
-    return _Counts(counts, int(below.sum()), int(above.sum()))
-
-
-def _log_y(histograms: Sequence[np.ndarray], ratio: float = 20.0) -> bool:
-    """Log y when the largest bin is ≥ ``ratio`` times the smallest non-empty one (small groups vanish)."""
-    if not histograms:
-        return False
-    values = np.concatenate([np.asarray(h, dtype=np.float64).ravel() for h in histograms])
-    positive = values[values > 0]
-    return bool(len(positive)) and float(positive.max()) >= ratio * float(positive.min())
-
-
-def _headroom(ax: Axes, peak: float, log: bool) -> None:
-    """Leave the upper part of the axes free for the legend."""
-    peak = max(peak, 1.0)
-    if log:
-        bottom = 0.5
-        top = 10 ** (np.log10(bottom) + (np.log10(peak) - np.log10(bottom)) / _HEADROOM)
-        _log_scale(ax, "y")
-        ax.set_ylim(bottom, top)
-    else:
-        ax.set_ylim(0, peak / _HEADROOM)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _steps(ax: Axes, values: np.ndarray, edges: np.ndarray, **kwargs: Any) -> None:
-    """``ax.stairs(values, edges, **kwargs)`` (colours given as face and edge colours) without
-    updating the data limits from the path, a tenth of the time of a score figure: callers set
-    both axis limits."""
-    ax.add_artist(StepPatch(values, edges, baseline=0, **kwargs))
-
-
-def _draw_groups(
-    ax: Axes,
-    groups: Sequence[tuple[str, np.ndarray, Any, bool]],
-    binning: _Binning,
-    width: float,
-) -> None:
-    """Step histograms (counts) of ``groups`` = (name, scores, colour, filled) with range notes,
-    on axes ``width`` inches wide (a legend entry too long for them takes two lines)."""
-    max_chars = int(width * 72 / (0.6 * float(matplotlib.rcParams["legend.fontsize"]))) - 6  # minus the handle
-    drawn = []
-    for name, values, color, filled in groups:
-        c = _count(values, binning.edges)
-        if c.total == 0:
-            continue
-        drawn.append(c.counts)
-        if filled:
-            _steps(ax, c.counts, binning.edges, fill=True, facecolor=color, alpha=0.3, lw=0)
-        label = _label(c.legend(name, max_chars), width=max(max_chars, 46))
-        _steps(ax, c.counts, binning.edges, fill=False, edgecolor=color, lw=1.6, label=label)
-    if binning.log:
-        _log_scale(ax, "x")
-    ax.set_xlim(binning.edges[0], binning.edges[-1])
-    if not drawn:
-        _message(ax, "no runs")
-        ax.set_ylim(0, 1)
-        return
-    log = _log_y(drawn)
-    _headroom(ax, max(float(h.max()) for h in drawn), log)
-    ax.legend(loc="upper right", borderaxespad=0.3)
-    if not any(h.any() for h in drawn):
-        _message(ax, "all runs outside the range\n(no finite score)")
-
-
-def plot_score_distributions(frame: pd.DataFrame, title: str, path: PathLike) -> None:
-    """Score distributions (counts of runs) of several algorithms on one histogram.
-
-    ``frame`` has columns ``algorithm``, ``score``, ``label`` (1 bad, 0 good, -1 unknown) and
-    ``split`` (train, calibration, test, low_stats, missing). One column of panels per algorithm
-    (at most 8; further algorithms are named in the title):
-
-    * top, algorithm basis: good, bad and unlabelled runs among the calibration and test runs;
-    * bottom, run-set basis: train, calibration and test runs that are not bad, and the
-      low-statistics runs apart (grey, filled).
-
-    Binning per algorithm from :func:`_score_binning` (low-statistics runs and outliers never set
-    it); runs outside the range, +inf included, are counted in the legend. Log x when the scores
-    are positive and span more than two decades, log y when small groups would vanish.
-    """
-    if frame is None or len(frame) == 0 or "score" not in frame.columns:
-        _placeholder(title, "no scores", path)
-        return
-    data = pd.DataFrame(
-        {
-            "algorithm": frame["algorithm"].astype(str) if "algorithm" in frame.columns else "",
-            "score": pd.to_numeric(frame["score"], errors="coerce").astype(np.float64),
-            "label": (
-                pd.to_numeric(frame["label"], errors="coerce").fillna(-1).astype(int)
-                if "label" in frame.columns
-                else -1
-            ),
-            "split": frame["split"].astype(str) if "split" in frame.columns else "test",
-        }
-    )
-    algorithms = list(pd.unique(data["algorithm"]))
-    shown, hidden = algorithms[:MAX_COLUMNS], algorithms[MAX_COLUMNS:]
-    ncols = len(shown)
-    col_width = max(3.0, 5.6 / ncols)
-    heads = [_wrap(algorithm, int(col_width * 11)) for algorithm in shown]
-    bases = ("algorithm basis: calibration + test runs", "run-set basis: runs not labelled bad")
-    top_titles = [f"{head}\n{bases[0]}" for head in heads]
-    with matplotlib.rc_context(_STYLE):
-        fig, axes = _reused_axes(
-            "scores", 2, ncols, width=col_width, height=2.4, wgap=0.6, hgap=0.6 + _title_space(bases[1])
-        )
-        for j, algorithm in enumerate(shown):
-            sub = data[data["algorithm"] == algorithm]
-            score, label, split = sub["score"].to_numpy(), sub["label"].to_numpy(), sub["split"].to_numpy()
-            binning = _score_binning(score, split)
-            evaluated = np.isin(split, ("calibration", "test"))
-            top = [
-                ("good", score[evaluated & (label == 0)], GOOD, False),
-                ("bad", score[evaluated & (label == 1)], BAD, False),
-                ("unlabelled", score[evaluated & ~np.isin(label, (0, 1))], UNLABELLED, False),
-            ]
-            not_bad = label != 1
-            bottom = [
-                ("train", score[(split == "train") & not_bad], "tab:green", False),
-                ("calibration", score[(split == "calibration") & not_bad], "tab:orange", False),
-                ("test", score[(split == "test") & not_bad], "tab:purple", False),
-                ("low statistics", score[split == "low_stats"], LOW_STATS, True),
-            ]
-            for i, groups, panel_title in ((0, top, top_titles[j]), (1, bottom, bases[1])):
-                ax = axes[i * ncols + j]
-                _draw_groups(ax, groups, binning, col_width)
-                ax.set_title(panel_title)
-                ax.set_xlabel("anomaly score")
-                if j == 0:
-                    ax.set_ylabel("runs")
-        more = f"\n({len(hidden)} more algorithms not shown: {', '.join(hidden)})" if hidden else ""
-        _suptitle(fig, title + more, clearance=max(_title_space(t) for t in top_titles))
         _save(fig, path)
 
 
@@ -1227,7 +816,7 @@ def plot_flags(counts: pd.DataFrame, title: str, path: PathLike) -> None:
             fractions = _at_least(values, n_max)
             right.plot(n_range, fractions, color=color, ls=ls, lw=1.7, marker="o", ms=3.5, drawstyle="steps-post")
             handles.append(Line2D([], [], color=color, ls=ls, lw=1.7, label=f"{name} runs ({len(values)})"))
-        if _log_y(hists):
+        if log_y(hists):
             _log_scale(left, "y")
             left.set_ylim(0.5, None)
         else:
@@ -1320,41 +909,5 @@ def plot_pvalue_calibration(pvalues: np.ndarray, title: str, path: PathLike, n_r
         right.plot(x, y, drawstyle="steps-post", color=GOOD, lw=1.8, label=f"empirical CDF, D = {_ks_statistic(p):.3f}")
         right.set(xlabel="p-value", ylabel=f"fraction of {counted} with p ≤ x", xlim=(0, 1), ylim=(0, 1.02))
         right.legend(loc="upper left")
-        _suptitle(fig, title)
-        _save(fig, path)
-
-
-def plot_latent(frame: pd.DataFrame, title: str, path: PathLike) -> None:
-    """Runs in the model's latent space (first two coordinates: PCA components, the autoencoder's
-    bottleneck), coloured by run set: training runs, good and bad runs not trained on, unlabelled
-    and low-statistics runs. With a one-dimensional latent space, the score is the y axis.
-
-    ``frame`` columns: ``latent_1``, ``latent_2`` (may be all NaN), ``score``, ``label``, ``split``.
-    """
-    data = frame[np.isfinite(frame["latent_1"].to_numpy(dtype=np.float64))]
-    if len(data) == 0:
-        _placeholder(title, "no run has latent coordinates", path)
-        return
-    two_d = bool(np.isfinite(data["latent_2"].to_numpy(dtype=np.float64)).any())
-    y_column, y_label = ("latent_2", "latent coordinate 2") if two_d else ("score", "anomaly score")
-    split, label = data["split"].to_numpy(), data["label"].to_numpy()
-    unseen = ~np.isin(split, ("train", "low_stats", "missing"))
-    groups = [
-        ("training runs", split == "train", "0.75", "o", 10),
-        ("good, not trained on", unseen & (label == 0), GOOD, "o", 16),
-        ("unlabelled", unseen & (label == -1), UNLABELLED, "s", 16),
-        ("bad", unseen & (label == 1), BAD, "D", 24),
-        ("low statistics", split == "low_stats", LOW_STATS, "x", 20),
-    ]
-    with matplotlib.rc_context(_STYLE):
-        fig, (ax,) = _reused_axes("latent", 1, 1, width=_SINGLE_WIDTH, height=_SINGLE_HEIGHT)
-        for name, mask, color, marker, size in groups:
-            if mask.any():
-                ax.scatter(data["latent_1"].to_numpy()[mask], data[y_column].to_numpy()[mask], s=size, c=color,
-                           marker=marker, label=f"{name} ({int(mask.sum())})", linewidths=0.8)  # fmt: skip
-        ax.set(xlabel="latent coordinate 1", ylabel=y_label)
-        if not two_d and (data["score"] > 0).all():
-            ax.set_yscale("log")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         _suptitle(fig, title)
         _save(fig, path)

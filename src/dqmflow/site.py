@@ -10,7 +10,10 @@ static web area (e.g. an EOS web folder):
   figures where the run is drawn;
 - ``histograms/<slug>.html``: one histogram's metrics per algorithm, its top runs and figures;
 - ``search.js``: the search index and the client-side search (no fetch/XHR, so ``file://`` works);
-- ``img/`` and ``tables/``: copies of the figures and tables, linked relatively.
+- ``img/`` and ``tables/``: copies of the figures and tables, linked relatively;
+- ``js/``: the figures of merit are Vega-Lite specifications (:mod:`dqmflow.charts`, files ending
+  in ``.vl.json``) inlined in their pages and drawn by the browser with the vega, vega-lite and
+  vega-embed bundles shipped in ``dqmflow/site_assets`` (offline, from ``file://`` too).
 
 Only the standard library, numpy and pandas are used; every text is HTML-escaped.
 """
@@ -52,6 +55,9 @@ _VERDICT_COLUMNS = ("run_number", "score", "p_value", "flagged", "histograms")
 _PVALUE_COLUMNS = ("run_number", "histogram", "algorithm", "score", "p_value")
 _TOP_COLUMNS = ("histogram", "algorithm", "rank", "run_number", "score", "p_value")
 _DRIVER = re.compile(r"^(?P<histogram>.*?) \[(?P<algorithm>[^\[\]]*)\]$")
+#: The scripts that draw a page's charts, in load order (copied from ``dqmflow/site_assets`` to ``js/``).
+CHART_SCRIPTS = ("js/vega.min.js", "js/vega-lite.min.js", "js/vega-embed.min.js", "js/charts.js")
+CHART_SUFFIX = ".vl.json"  # dqmflow.charts.SUFFIX (not imported: the site needs no chart code)
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _LOW_STATS_WHY = (
     "These runs have too few entries in their histograms for the shapes to be judged. They are scored "
@@ -95,6 +101,8 @@ dl.verdict dd{margin:0}
 details>summary{cursor:pointer;font-weight:600;margin:.5rem 0}
 figure{display:inline-block;vertical-align:top;margin:.4rem .8rem .8rem 0;max-width:100%}
 figure img{max-width:100%;height:auto;border:1px solid #d8dee4;background:#fff}
+figure.chart{display:block;overflow-x:auto}
+figure.chart .vl{min-height:2rem;border:1px solid #d8dee4;background:#fff;padding:.3rem;display:inline-block}
 figcaption{font-size:.85rem;max-width:40rem}
 #search{font-size:1rem;padding:.4rem .6rem;width:min(44rem,100%);border:1px solid #8c959f;border-radius:.3rem}
 #results{list-style:none;padding:0;margin:.4rem 0}
@@ -222,7 +230,8 @@ def _table(attributes: str, head: str, rows: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Figure:
-    """A figure to show on the site: an existing PNG file, its title and an optional caption."""
+    """A figure to show on the site: an existing PNG file or a Vega-Lite specification (a file
+    ending in ``.vl.json``, drawn by the browser), its title and an optional caption."""
 
     path: Path
     title: str
@@ -536,6 +545,7 @@ class _Site:
                 for name in dict.fromkeys(h for h, _ in entries):
                     self.flagged_driven.setdefault(name, []).append(run)
         self.images: dict[Path, tuple[str, tuple[int, int] | None]] = {}
+        self.chart_count = 0
         self._links: dict[tuple[str, str, str], str] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -608,10 +618,27 @@ class _Site:
             self.images[source] = (f"img/{name}", _png_size(target))
         return self.images[source]
 
+    def chart_html(self, figure: Figure, caption: str) -> str:
+        """A Vega-Lite chart: its specification inlined (``</`` escaped), drawn by ``js/charts.js``."""
+        self.chart_count += 1
+        spec_id = f"spec-{self.chart_count}"
+        spec = Path(figure.path).read_text(encoding="utf-8").replace("</", "<\\/")
+        name = _safe_file_name(Path(figure.path).name.removesuffix(CHART_SUFFIX))
+        return (
+            f'<figure class="chart"><div class="vl" data-spec="{spec_id}" data-name="{_e(name)}" role="img" '
+            f'aria-label="{_e(figure.title)}"></div><figcaption>{caption}</figcaption>'
+            f'<script type="application/json" id="{spec_id}">{spec}</script></figure>'
+        )
+
     def figures_html(self, figures: Sequence[Figure], up: str) -> str:
-        """Figures inline, each linking to the full-size image; the first two load eagerly."""
+        """Figures inline: a PNG links to the full-size image (the first two load eagerly), a chart
+        is drawn in place by the browser."""
         parts = []
         for i, figure in enumerate(figures):
+            if str(figure.path).endswith(CHART_SUFFIX):
+                caption = f"<strong>{_e(figure.title)}</strong>" + (f" {_e(figure.caption)}" if figure.caption else "")
+                parts.append(self.chart_html(figure, caption))
+                continue
             path, size = self.copy_image(figure)
             src = _e(up + quote(path))
             dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
@@ -632,6 +659,8 @@ class _Site:
             f'<a href="{up}index.html#search-section">Search</a>'
             f'<a href="{up}index.html#histograms">Histograms</a>'
         )
+        if 'class="vl"' in body:
+            scripts = [*scripts, *CHART_SCRIPTS]
         script_tags = "".join(f'<script src="{_e(up + s)}"></script>' for s in scripts)
         return (
             '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -1008,6 +1037,8 @@ class _Site:
         (self.root / "histograms").mkdir(exist_ok=True)
         for name in self.histograms:
             self.write(f"histograms/{slugify(name)}.html", self.histogram_page(name))
+        if self.chart_count:
+            _copy_chart_scripts(self.root / "js")
 
 
 def _present(value: Any) -> bool:
@@ -1055,6 +1086,18 @@ def _prepare_top_runs(top_runs: pd.DataFrame | None, tests: _Tests, verdicts: pd
     frame["run_number"] = frame["run_number"].astype("int64")
     frame["histogram"] = frame["histogram"].astype(str)
     return frame
+
+
+def _copy_chart_scripts(folder: Path) -> None:
+    """The JavaScript that draws the charts (:data:`CHART_SCRIPTS`), from ``dqmflow/site_assets``,
+    with the licences of the bundles."""
+    assets = Path(__file__).parent / "site_assets"
+    folder.mkdir(exist_ok=True)
+    for name in [*(Path(s).name for s in CHART_SCRIPTS), "LICENSES.txt"]:
+        source = assets / name
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: the web page's JavaScript is missing from the dqmflow installation")
+        shutil.copyfile(source, folder / name)
 
 
 def read_run_problems(report: str | Path) -> dict[int, str]:

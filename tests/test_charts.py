@@ -1,0 +1,391 @@
+"""Charts (Vega-Lite specifications of the figures of merit): the numbers in them, and that the
+browser draws every kind, edge cases included, without an error or a Vega-Lite warning."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dqmflow import charts
+from dqmflow.metrics import RocResult, bootstrap_roc
+from dqmflow.site import Figure, build_site
+
+from .test_site import HISTOGRAMS, synthetic
+
+TITLE = "L1T/Run summary/L1TStage2uGMT/ugmtMuon BX vs Link #muons $ (2D)/with/a/very/long/histogram/path name  [ae]"
+
+
+def _roc(shift: float, seed: int, n_good: int = 80, n_bad: int = 12) -> RocResult:
+    rng = np.random.default_rng(seed)
+    scores = np.r_[rng.normal(0.0, 1.0, n_good), rng.normal(shift, 1.0, n_bad)]
+    labels = np.r_[np.zeros(n_good), np.ones(n_bad)]
+    return bootstrap_roc(scores, labels, n_bootstrap=30, seed=seed)
+
+
+def _nan_roc() -> RocResult:
+    return bootstrap_roc(np.array([0.1, 0.5, 0.9]), np.array([0, 0, 0]), n_bootstrap=10)
+
+
+def _score_frame(seed: int = 3, algorithms: tuple[str, ...] = ("autoencoder", "pca")) -> pd.DataFrame:
+    """Calibration/test/train runs with a few bad ones, 11 low-statistics runs with huge scores, one +inf."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, algorithm in enumerate(algorithms):
+        for split, n in (("train", 120), ("calibration", 40), ("test", 60)):
+            labels = np.where(rng.random(n) < (0.0 if split == "train" else 0.2), 1, 0)
+            if split == "test":
+                labels[:5] = -1
+            scores = np.exp(rng.normal(0.0, 0.4, n) + (1.5 + k) * (labels == 1))
+            rows += [
+                {"algorithm": algorithm, "score": s, "label": lab, "split": split}
+                for s, lab in zip(scores, labels, strict=True)
+            ]
+        rows += [{"algorithm": algorithm, "score": 1e6 * (i + 1), "label": 0, "split": "low_stats"} for i in range(11)]
+        rows += [{"algorithm": algorithm, "score": np.inf, "label": 1, "split": "test"}]
+        rows += [{"algorithm": algorithm, "score": np.nan, "label": 0, "split": "missing"}]
+    return pd.DataFrame(rows)
+
+
+def _latent_frame(n: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    return pd.DataFrame(
+        {
+            "run_number": 355_000 + np.arange(n),
+            "latent_1": rng.normal(size=n),
+            "latent_2": rng.normal(size=n) * 30,
+            "score": rng.exponential(size=n),
+            "label": np.r_[np.zeros(100, int), np.ones(10, int), -np.ones(10, int)],
+            "split": np.r_[["train"] * 50, ["test"] * 60, ["low_stats"] * 10],
+        }
+    )
+
+
+def _layers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    if "layer" in spec:
+        return list(spec["layer"])
+    return list(spec["spec"]["layer"]) if "spec" in spec else [spec]
+
+
+def _rows(spec: dict[str, Any], part: str) -> list[dict[str, Any]]:
+    return [r for r in spec["data"]["values"] if r.get("part") == part]
+
+
+def _domain(spec: dict[str, Any]) -> list[str]:
+    for layer in _layers(spec):
+        color = layer.get("encoding", {}).get("color", {})
+        if "scale" in color and "domain" in color["scale"]:
+            return list(color["scale"]["domain"])
+    return []
+
+
+def _messages(spec: dict[str, Any]) -> list[str]:
+    return [v["text"] for layer in _layers(spec) if layer.get("mark", {}).get("type") == "text"
+            for v in layer.get("data", {}).get("values", []) if "text" in v]  # fmt: skip
+
+
+def _panels(spec: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The score chart's panels: [top row, bottom row]."""
+    return [row["hconcat"] for row in spec["vconcat"]]
+
+
+def _panel_totals(panel: dict[str, Any]) -> dict[str, int]:
+    """Runs per legend entry of a score panel, from its bins (the legend's "(n below/above)" added)."""
+    totals: dict[str, int] = {}
+    for row in panel["data"]["values"]:
+        if not row["end"]:
+            totals[row["group"]] = totals.get(row["group"], 0) + row["count"]
+    for group in totals:  # the closing point repeats the last bin
+        last = [r for r in panel["data"]["values"] if r["group"] == group and not r["end"]][-1]
+        totals[group] -= last["count"]
+    return totals
+
+
+def test_binning_ignores_low_statistics_outliers() -> None:
+    rng = np.random.default_rng(0)
+    good = rng.uniform(1.0, 5.0, 100)
+    bad = rng.uniform(4.0, 9.0, 10)
+    low = 1e6 * np.arange(1, 12)
+    scores = np.r_[good, bad, low, np.inf]
+    splits = np.r_[["test"] * 60, ["calibration"] * 40, ["test"] * 10, ["low_stats"] * 11, ["test"]]
+    binning = charts.score_binning(scores, splits)
+    assert not binning.log
+    assert binning.edges[0] >= good.min() and binning.edges[-1] <= bad.max()
+    assert binning.edges[-1] >= np.percentile(np.r_[good, bad], 99)
+    # The low-statistics runs and the +inf run are overflow, not bins.
+    assert charts.count(low, binning.edges).overflow == 11
+    everything = charts.count(scores, binning.edges)
+    assert everything.total == len(scores)
+    assert everything.overflow >= 12
+    assert everything.counts.sum() >= 100  # good and bad runs stay resolved in the bins
+    # Without the rule the outliers would have set the range: the test data must be able to show that.
+    assert np.max(low) > 1000 * binning.edges[-1]
+
+
+def test_binning_fallbacks_and_log_scale() -> None:
+    positive = np.geomspace(1e-3, 1e2, 50)
+    log_binning = charts.score_binning(positive, np.array(["test"] * 50))
+    assert log_binning.log
+    np.testing.assert_allclose(log_binning.edges[[0, -1]], [1e-3, 1e2])
+    ratios = log_binning.edges[1:] / log_binning.edges[:-1]
+    np.testing.assert_allclose(ratios, ratios[0])
+    # Only train runs: they set the range. Only low-statistics runs: then (and only then) they do.
+    train = charts.score_binning(np.array([1.0, 2.0, 3.0, 1e9]), np.array(["train", "train", "train", "low_stats"]))
+    assert train.edges[-1] == 3.0
+    low = charts.score_binning(np.array([5.0, 7.0, np.nan]), np.array(["low_stats", "low_stats", "missing"]))
+    assert low.edges[0] == 5.0 and low.edges[-1] == 7.0
+    # All +inf: a default range, every run counted as overflow.
+    infinite = charts.score_binning(np.full(4, np.inf), np.array(["test"] * 4))
+    assert np.all(np.isfinite(infinite.edges))
+    assert charts.count(np.full(4, np.inf), infinite.edges).overflow == 4
+    # One distinct value: a non-empty range around it, holding it.
+    constant = charts.score_binning(np.full(5, 2.0), np.array(["test"] * 5))
+    assert constant.edges[0] < 2.0 < constant.edges[-1]
+    zero = charts.score_binning(np.zeros(3), np.array(["test"] * 3))
+    assert zero.edges[0] < 0.0 < zero.edges[-1]
+
+
+def test_count_adds_up_with_under_and_overflow() -> None:
+    edges = np.linspace(0.0, 1.0, 6)
+    values = np.array([-np.inf, -1.0, 0.0, 0.2, 0.5, 1.0, 1.0001, np.inf, np.nan])
+    c = charts.count(values, edges)
+    assert (c.underflow, c.overflow) == (2, 2)
+    assert c.counts.tolist() == [1, 1, 1, 0, 1]  # 1.0 is in the last (closed) bin
+    assert c.total == 8  # NaN is not a run with a score
+    assert c.legend("good") == "good: 8 (2 below, 2 above range)"
+    assert charts.count(np.array([0.5]), edges).legend("bad") == "bad: 1"
+
+
+def test_log_y_only_when_small_groups_would_vanish() -> None:
+    assert charts.log_y([np.array([40, 60, 5]), np.array([1, 2, 0])])
+    assert not charts.log_y([np.array([10, 8, 3]), np.array([2, 1])])
+    assert not charts.log_y([])
+    assert not charts.log_y([np.zeros(4)])
+
+
+def test_sic_curve_and_band() -> None:
+    result = _roc(2.0, seed=1)
+    tpr, sic = charts.sic_curve(result)
+    keep = result.fpr > 0
+    np.testing.assert_allclose(sic, result.tpr[keep] / np.sqrt(result.fpr[keep]))
+    assert len(tpr) == keep.sum() and np.all(np.isfinite(sic))
+    x, lo, hi = charts.sic_band(result)
+    assert len(x) and np.all(lo <= hi + 1e-12)
+    # Only FPR values resolved by the good runs enter the band.
+    grid = result.grid[(result.grid > 0) & (result.grid >= 1 / result.n_good)]
+    assert len(x) == len(grid)
+    nan_x, _, _ = charts.sic_band(_nan_roc())
+    assert len(nan_x) == 0
+
+
+def test_confusion_row_fractions() -> None:
+    frac = charts.row_fractions(np.array([[90, 10], [0, 0]]))
+    np.testing.assert_allclose(frac[0], [0.9, 0.1])
+    assert np.all(np.isnan(frac[1]))
+
+
+def test_wrap_lines_breaks_long_paths_and_keeps_every_character() -> None:
+    lines = charts.wrap_lines(TITLE, 30)
+    assert len(lines) > 3 and all(len(line) <= 30 for line in lines)
+    assert "".join("".join(lines).split()) == "".join(TITLE.split())
+    assert charts.wrap_lines("x" * 100, 40) == ["x" * 40, "x" * 40, "x" * 20]
+
+
+# --------------------------------------------------------------------------------------------- charts
+
+
+def test_roc_chart_has_each_curve_its_band_working_point_and_auc_in_the_legend(tmp_path: Path) -> None:
+    results = {"autoencoder": _roc(2.0, 1), "pca": _roc(1.0, 2), "ks": _nan_roc()}
+    spec = charts.roc_chart(results, TITLE)
+    legend = _domain(spec)
+    ae = results["autoencoder"]
+    assert legend[0] == f"autoencoder: AUC {ae.auc:.3f} ± {ae.auc_std:.3f} (80 good, 12 bad)"
+    assert legend[2] == "ks: needs good and bad runs (3 good, 0 bad)", "counts differ between curves: per entry"
+    curve = [r for r in _rows(spec, "curve") if r["algorithm"] == "autoencoder"]
+    np.testing.assert_allclose([r["x"] for r in curve], ae.fpr, rtol=1e-5)
+    np.testing.assert_allclose([r["y"] for r in curve], ae.tpr, rtol=1e-5)
+    assert curve[0]["threshold"] is None and curve[1]["threshold"] == pytest.approx(ae.thresholds[1], rel=1e-5)
+    (point,) = [r for r in _rows(spec, "point") if r["algorithm"] == "autoencoder"]
+    assert (point["x"], point["y"]) == pytest.approx(ae.best_working_point, rel=1e-5)
+    band = [r for r in _rows(spec, "band") if r["algorithm"] == "autoencoder"]
+    assert band and all(0 <= r["lo"] <= r["hi"] <= 1 for r in band)
+    assert not [r for r in spec["data"]["values"] if r["algorithm"] == "ks"], "nothing drawn without good and bad runs"
+    assert _messages(spec) == []
+    charts.write_chart(spec, tmp_path / "deep" / "roc.vl.json")  # JSON without NaN
+    assert json.loads((tmp_path / "deep" / "roc.vl.json").read_text()) == spec
+
+
+def test_roc_chart_of_a_seed_ensemble_and_without_good_and_bad_runs() -> None:
+    plain = _roc(1.5, 4)
+    band = np.vstack([plain.tpr_mean, plain.tpr_mean - 0.05, plain.tpr_mean + 0.05])
+    seeded = dataclasses.replace(plain, seed_aucs=np.array([0.8, 0.82, 0.85]), seed_tpr=band)
+    spec = charts.roc_chart({"ae": seeded}, TITLE)
+    assert "seeds: 0.820 [0.806, 0.840] (68%, 3 seeds)" in _domain(spec)[0]
+    assert len(_rows(spec, "seeds")) == len(seeded.grid)
+    empty = charts.roc_chart({"ks": _nan_roc()}, TITLE)
+    assert _messages(empty) == ["needs good and bad runs"]
+    assert "3 good, 0 bad runs" in empty["title"]["subtitle"]
+
+
+def test_sic_chart_names_the_best_point() -> None:
+    result = _roc(2.0, 1)
+    spec = charts.sic_chart({"ae": result, "ks": _nan_roc()}, TITLE)
+    tpr, sic = charts.sic_curve(result)
+    best = int(np.argmax(sic))
+    assert _domain(spec)[0] == f"ae: max SIC {sic[best]:.2f} at TPR {tpr[best]:.2f} (80 good, 12 bad)"
+    assert max(r["y"] for r in _rows(spec, "curve")) == pytest.approx(sic.max(), rel=1e-5)
+    assert spec["layer"][2]["encoding"]["y"]["scale"]["domain"][1] >= sic.max()
+
+
+def test_confusion_chart_cells() -> None:
+    matrices = [("max TPR·(1-FPR)", np.array([[100, 20], [3, 12]])), ("FAR 5%", np.array([[114, 6], [0, 0]]))]
+    spec = charts.confusion_chart(matrices, TITLE)
+    cells = {(r["matrix"], r["true_class"], r["predicted"]): r for r in spec["data"]["values"]}
+    assert len(cells) == 8
+    assert cells[("max TPR·(1-FPR)", "bad", "bad")]["count"] == 12
+    assert cells[("max TPR·(1-FPR)", "bad", "bad")]["share"] == "80.0%"
+    assert cells[("max TPR·(1-FPR)", "good", "good")]["true"] == "good (120)"
+    assert cells[("FAR 5%", "bad", "good")]["share"] == "–", "an empty row has no fraction"
+    assert spec["facet"]["sort"] == ["max TPR·(1-FPR)", "FAR 5%"] and spec["columns"] == 2
+    assert _messages(charts.confusion_chart([], TITLE)) == ["no working point"]
+    with pytest.raises(ValueError, match="shape"):
+        charts.confusion_chart([("bad", np.zeros((3, 3)))], TITLE)
+
+
+def test_score_chart_counts_every_run_once() -> None:
+    frame = _score_frame()
+    spec = charts.score_chart(frame, TITLE)
+    top, bottom = _panels(spec)
+    assert len(top) == len(bottom) == 2
+    for k, algorithm in enumerate(("autoencoder", "pca")):
+        sub = frame[frame["algorithm"] == algorithm]
+        evaluated = sub[sub["split"].isin(["calibration", "test"])]
+        legend = _domain(top[k])
+        good = int((evaluated["label"] == 0).sum())
+        bad = int((evaluated["label"] == 1).sum())
+        assert legend[0].startswith(f"good: {good}") and legend[1].startswith(f"bad: {bad}")
+        assert "above range)" in legend[1], "the +inf run is overflow"
+        low = [e for e in _domain(bottom[k]) if e.startswith("low statistics")]
+        assert low == ["low statistics: 11 (11 above range)"], "low-statistics outliers never set the binning"
+        totals = _panel_totals(top[k])
+        for entry, total in totals.items():
+            outside = sum(int(n) for n in re.findall(r"(\d+) (?:below|above)", entry))
+            assert total + outside == int(entry.split(": ")[1].split()[0]), entry
+    assert spec["title"]["text"][0].startswith("L1T/")
+
+
+def test_score_chart_edge_cases() -> None:
+    frame = _score_frame(algorithms=("a",))
+    unlabelled = charts.score_chart(frame.assign(label=-1), TITLE)
+    assert [e.split(":")[0] for e in _domain(_panels(unlabelled)[0][0])] == ["unlabelled"]
+    bare = charts.score_chart(frame.drop(columns=["label", "split"]), TITLE)
+    assert _domain(_panels(bare)[0][0])[0].startswith("unlabelled")
+    infinite = charts.score_chart(frame.assign(score=np.inf), TITLE)
+    assert "all runs outside the range (no finite score)" in _messages(_panels(infinite)[0][0])
+    assert _messages(charts.score_chart(frame.iloc[:0], TITLE)) == ["no scores"]
+    many = charts.score_chart(_score_frame(algorithms=tuple(f"algorithm {i}" for i in range(charts.MAX_COLUMNS + 1))),
+                              TITLE)  # fmt: skip
+    assert len(_panels(many)[0]) == charts.MAX_COLUMNS
+    assert many["title"]["subtitle"] == [f"1 more algorithms not shown: algorithm {charts.MAX_COLUMNS}"]
+    log = _panels(charts.score_chart(frame, TITLE))[0][0]["layer"][1]["encoding"]
+    assert log["x"]["scale"]["type"] == "linear" and log["y"]["scale"]["type"] == "log"
+
+
+def test_latent_chart_names_every_run() -> None:
+    frame = _latent_frame()
+    spec = charts.latent_chart(frame, "CSC//Run summary/h #1 [pca_2]")
+    rows = spec["data"]["values"]
+    assert sorted(r["run"] for r in rows) == frame["run_number"].tolist()
+    assert _domain(spec) == ["training runs (50)", "good, not trained on (50)", "bad (10)", "low statistics (10)"]
+    assert {"field": "run", "title": "run"} in spec["encoding"]["tooltip"]
+    one_d = charts.latent_chart(frame.assign(latent_2=np.nan), "h [pca_1]")
+    assert one_d["encoding"]["y"]["title"] == "anomaly score" and one_d["encoding"]["y"]["scale"] == {"type": "log"}
+    assert [r["y"] for r in one_d["data"]["values"]][:3] == pytest.approx(frame["score"].iloc[:3], rel=1e-5)
+    assert _messages(charts.latent_chart(frame.assign(latent_1=np.nan), "h")) == ["no run has latent coordinates"]
+
+
+def _every_chart() -> dict[str, dict[str, Any]]:
+    rocs = {"autoencoder": _roc(2.0, 1), "pca": _roc(1.0, 2), "ks": _nan_roc()}
+    frame = _score_frame()
+    matrices = [("max TPR·(1-FPR)", np.array([[100, 20], [3, 12]])), ("FAR 5%", np.array([[114, 6], [0, 0]]))]
+    return {
+        "roc": charts.roc_chart(rocs, TITLE),
+        "roc_empty": charts.roc_chart({"ks": _nan_roc()}, TITLE),
+        "sic": charts.sic_chart(rocs, TITLE),
+        "confusion": charts.confusion_chart(matrices, TITLE),
+        "confusion_none": charts.confusion_chart([], TITLE),
+        "scores": charts.score_chart(frame, TITLE),
+        "scores_linear": charts.score_chart(frame.assign(score=np.log(frame["score"].clip(lower=1e-3))), TITLE),
+        "scores_inf": charts.score_chart(frame.assign(score=np.inf), TITLE),
+        "scores_none": charts.score_chart(frame.iloc[:0], TITLE),
+        "latent": charts.latent_chart(_latent_frame(), TITLE),
+        "latent_1d": charts.latent_chart(_latent_frame().assign(latent_2=np.nan), TITLE),
+        "latent_none": charts.latent_chart(_latent_frame().assign(latent_1=np.nan), TITLE),
+    }
+
+
+@pytest.mark.browser
+def test_the_browser_draws_every_chart_without_a_warning(tmp_path: Path) -> None:
+    chromium, chromedriver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+    if not (chromium.is_file() and chromedriver.is_file()):
+        pytest.skip("needs Debian chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    specs = _every_chart()
+    inputs = synthetic(tmp_path, figures=False)
+    figures = []
+    for name, spec in specs.items():
+        charts.write_chart(spec, tmp_path / "charts" / f"{name}{charts.SUFFIX}")
+        figures.append(Figure(tmp_path / "charts" / f"{name}{charts.SUFFIX}", name, "</script> & caption"))
+    site = build_site(tmp_path / "site", **inputs, histogram_figures={HISTOGRAMS[0]: figures}).parent
+    page = next(p for p in (site / "histograms").glob("*.html") if 'class="vl"' in p.read_text())
+    assert sorted(p.name for p in (site / "js").iterdir()) == [
+        "LICENSES.txt", "charts.js", "vega-embed.min.js", "vega-lite.min.js", "vega.min.js"
+    ]  # fmt: skip
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(chromedriver)), options=options)
+    try:
+        driver.get(page.as_uri())
+        script = "return Array.from(document.querySelectorAll('div.vl')).every(e => e.hasAttribute('data-drawn'));"
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script(script))
+        drawn = driver.execute_script(
+            "return Array.from(document.querySelectorAll('div.vl')).map(e => [e.getAttribute('data-name'),"
+            " e.getAttribute('data-drawn'), e.getAttribute('data-warnings'),"
+            " e.querySelectorAll('svg .mark-line path, svg .mark-area path, svg .mark-symbol path,"
+            " svg .mark-rect path, svg .mark-text text').length]);"
+        )
+        assert [d[0] for d in drawn] == list(specs)
+        for name, status, warnings, marks in drawn:
+            assert status == "1" and warnings == "", (name, status, warnings)
+            assert marks > 0, f"{name}: nothing drawn"
+        marks = {d[0]: d[3] for d in drawn}
+        assert marks["roc"] > marks["roc_empty"], "curves, bands and points are drawn"
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == []
+        # The menu of a chart saves it (vega-embed's export actions).
+        menu = "return document.querySelectorAll('.vega-embed .vega-actions a').length;"
+        assert driver.execute_script(menu) >= 2 * len(specs), "each chart saves as SVG and PNG"
+        shot = Path(__file__).resolve().parents[1] / "results" / "ci" / "charts.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        height = driver.execute_script("return document.documentElement.scrollHeight;")
+        driver.set_window_size(1400, min(int(height) + 120, 8000))
+        assert driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
