@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dqmflow.algorithms.base import AlgorithmConfig, ScoreBlock
+from dqmflow.arrowio import read_parquet
 from dqmflow.preprocess import Batch, histogram_split, load_batch, normalise
 from dqmflow.runtable import RunTable, read_run_table
 from dqmflow.scores import check_score_table, concat_score_files, empty_score_table
@@ -138,7 +139,7 @@ def training_pool(
     key: str | None,
 ) -> list[int]:
     """The runs to train among: see :func:`train_chunk`."""
-    table = pq.read_table(run_table, columns=["run_number", "label", "signature"]).to_pydict()
+    table = read_parquet(run_table, columns=["run_number", "label", "signature"]).to_pydict()
     current = [int(r) for r in table["run_number"]]
     if key is None:
         return current
@@ -374,7 +375,7 @@ def _read_cache(path: str | Path | None, identity: str, **expected: Any) -> pa.T
     if path is None or not identity or not Path(path).exists():
         return None
     try:
-        table = pq.read_table(path)
+        table = read_parquet(path)
     except (OSError, ValueError):  # unreadable: not used
         return None
     meta = json.loads((table.schema.metadata or {}).get(b"dqmflow", b"{}"))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from dqmflow.arrowio import read_parquet
 from dqmflow.names import HistogramName
 from dqmflow.plan import describe_selection
 
@@ -30,7 +31,7 @@ def _fetch_lines(pd_dir: Path) -> list[str]:
     entries = pd_dir / "entries.parquet"
     readable: set[int] = set()
     if entries.exists():
-        table = pq.read_table(entries, columns=["run_number", "readable"]).to_pandas()
+        table = read_parquet(entries, columns=["run_number", "readable"]).to_pandas()
         unread = int((~table["readable"]).sum())
         readable = {int(r) for r in table.loc[table["readable"], "run_number"]}
         lines.append(f"runs fetched: {len(table) - unread} of {len(table)}")

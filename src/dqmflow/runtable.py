@@ -31,6 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dqmflow.arrowio import read_parquet
+
 __all__ = [
     "BAD",
     "ENTRIES_SUFFIX",
@@ -134,7 +136,7 @@ def build_run_table(
             f"train_fraction ({train_fraction}) + calibration_fraction ({calibration_fraction}) must be below 1, "
             "or no run is left to test"
         )
-    table = pq.read_table(entries_path)
+    table = read_parquet(entries_path)
     runs = table["run_number"].to_numpy()
     labels = table["label"].to_numpy()
     readable = np.asarray(table["readable"].to_numpy(zero_copy_only=False), dtype=bool)
@@ -160,7 +162,7 @@ def read_run_table(path: str | Path, columns: Sequence[str] = ()) -> RunTable:
     schema = pq.read_schema(path)
     wanted = [f"{c}{ENTRIES_SUFFIX}" for c in columns if f"{c}{ENTRIES_SUFFIX}" in schema.names]
     extra = ["signature"] if "signature" in schema.names else []
-    table = pq.read_table(path, columns=["run_number", "year", "label", "split", *extra, *wanted])
+    table = read_parquet(path, columns=["run_number", "year", "label", "split", *extra, *wanted])
     entries = {c: np.full(table.num_rows, np.nan) for c in columns}
     for c in columns:
         if f"{c}{ENTRIES_SUFFIX}" in wanted:

@@ -9,7 +9,6 @@ rule assess_histograms:
     input:
         scores=chunk_score_files,
         reco=chunk_reco_files,
-        configs=algorithm_files,
     output:
         metrics="results/{pd}/assessment/chunks/{chunk}/metrics.csv",
         false_alarm="results/{pd}/assessment/chunks/{chunk}/false_alarm.csv",
@@ -21,6 +20,7 @@ rule assess_histograms:
     params:
         settings=config["assessment"],
         reco_keys=chunk_reco_keys,
+        reco_labels=RECO_LABELS,
         n_histograms=len(PLAN.histograms),
     log:
         "logs/{pd}/assess/{chunk}.log",

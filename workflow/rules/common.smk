@@ -34,6 +34,9 @@ STARTED = time.time()
 ENV = "../envs/dqmflow.yaml"
 # What score jobs store for the figures: only these assessment settings reach them, so that
 # changing how runs are assessed never reruns scoring.
+# How each algorithm config names its reconstruction in the figures (read here, where the configs
+# are loaded anyway, so that the assessment jobs do not import every algorithm's module).
+RECO_LABELS = {tag: cfg.cls.reconstruction_label for tag, cfg in PLAN.algorithms.items()}
 RECONSTRUCTIONS = {
     "n_reconstructed": max(config["assessment"]["n_reconstructed"], config["assessment"]["n_example_runs"]),
     "reco_runs": config["assessment"]["reco_runs"],
@@ -238,10 +241,6 @@ def chunk_reco_files(wildcards):
 def chunk_reco_keys(wildcards):
     """(histogram, algorithm config) of each of chunk_reco_files, in the same order."""
     return [[column, tag] for tag in PLAN.tags for column in CHUNKS[wildcards.chunk].columns]
-
-
-def algorithm_files(wildcards):
-    return [ancient(PLAN.algorithms[tag].path) for tag in PLAN.tags]
 
 
 CHUNK_TABLES = {

@@ -45,10 +45,10 @@ rule selection_marker:
     log:
         "logs/{pd}/selection_marker/{kind}-{key}.log",
     localrule: True
-    run:
-        import json
-
-        Path(output.marker).write_text(json.dumps(params.identity.value, indent=1) + "\n", encoding="utf-8")
+    conda:
+        ENV
+    script:
+        "../scripts/selection_marker.py"
 
 
 rule fetch:

@@ -1,15 +1,12 @@
 """Figures of merit, p-values and the figure plan of a chunk of histograms, all algorithms (rule
 assess_histograms); rule draw_figures draws the figures."""
 
-from dqmflow.algorithms import load_config
 from dqmflow.assess import Settings, assess_histograms, write_chunk, write_figure_plan
 from dqmflow.scores import concat_score_files
 from dqmflow.scriptlog import setup, timed
 
 log = setup(snakemake)
 settings = Settings.from_mapping(snakemake.params.settings)
-configs = [load_config(path) for path in snakemake.input.configs]
-reco_labels = {config.tag: config.cls.reconstruction_label for config in configs}
 reco_files = {tuple(key): path for key, path in zip(snakemake.params.reco_keys, snakemake.input.reco, strict=True)}
 with timed(log):
     scores = concat_score_files(snakemake.input.scores).to_pandas()
@@ -18,7 +15,7 @@ with timed(log):
         None,
         settings,
         reco_files=reco_files,
-        reco_labels=reco_labels,
+        reco_labels=snakemake.params.reco_labels,
         n_histograms=snakemake.params.n_histograms,
         plan_figures=True,
     )
