@@ -44,7 +44,8 @@ discovery and ``merge`` directly, as those steps would:
 
 The counts of a run depend only on the seed, the run and its position, so the files rewritten
 with 10 more runs hold the same data for the old runs, as ``merge`` would write them.
-``histograms.parquet`` and the fetch report are not written (no model job reads them).
+The merge's other outputs are written small: the fetch report with its header only (the web page
+reads it), ``histograms.parquet`` with the run columns only (AutoDQM_ML's format; no job reads it).
 
 Snakemake then runs with the score files as targets. It plans no discovery, fetch, merge or
 run_table job: their outputs exist and are newer than their inputs (the files are written in
@@ -82,6 +83,7 @@ import pyarrow.parquet as pq
 from workdir import REPO, fresh_workdir, snakemake, write_config
 
 from dqmflow.discover import DqmFile, batch_of, write_catalog
+from dqmflow.merge import REPORT_COLUMNS
 from dqmflow.names import HistogramName
 from dqmflow.plan import Plan
 from dqmflow.runtable import ENTRIES_SUFFIX, build_run_table
@@ -298,6 +300,8 @@ def write_inputs(
     block_frame = pd.DataFrame(entries, columns=[f"{s.name.column}{ENTRIES_SUFFIX}" for s in specs])
     table = pa.Table.from_pandas(pd.concat([frame, block_frame], axis=1), preserve_index=False)
     pq.write_table(table, results / "entries.parquet")
+    pd.DataFrame(columns=REPORT_COLUMNS).to_csv(results / "fetch_report.tsv", sep="\t", index=False)
+    pq.write_table(table.select(["run_number", "year", "label"]), results / "histograms.parquet")
     build_run_table(results / "entries.parquet", results / "runs.parquet")  # config's preprocessing defaults
 
 

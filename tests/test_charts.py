@@ -210,7 +210,7 @@ def test_roc_chart_has_each_curve_its_band_working_point_and_auc_in_the_legend(t
     curve = [r for r in _rows(spec, "curve") if r["algorithm"] == "autoencoder"]
     np.testing.assert_allclose([r["x"] for r in curve], ae.fpr, rtol=1e-5)
     np.testing.assert_allclose([r["y"] for r in curve], ae.tpr, rtol=1e-5)
-    assert curve[0]["threshold"] is None and curve[1]["threshold"] == pytest.approx(ae.thresholds[1], rel=1e-5)
+    assert curve[0]["threshold"] == "+inf" and curve[1]["threshold"] == f"{ae.thresholds[1]:.4g}", "tooltip text"
     (point,) = [r for r in _rows(spec, "point") if r["algorithm"] == "autoencoder"]
     assert (point["x"], point["y"]) == pytest.approx(ae.best_working_point, rel=1e-5)
     band = [r for r in _rows(spec, "band") if r["algorithm"] == "autoencoder"]
@@ -308,6 +308,21 @@ def test_latent_chart_names_every_run() -> None:
     assert one_d["encoding"]["y"]["title"] == "anomaly score" and one_d["encoding"]["y"]["scale"] == {"type": "log"}
     assert [r["y"] for r in one_d["data"]["values"]][:3] == pytest.approx(frame["score"].iloc[:3], rel=1e-5)
     assert _messages(charts.latent_chart(frame.assign(latent_1=np.nan), "h")) == ["no run has latent coordinates"]
+    infinite = charts.latent_chart(frame.assign(score=np.inf), "h")
+    assert {r["score"] for r in infinite["data"]["values"]} == {"+inf"}, "a tooltip says +inf, not 0.000"
+
+
+def test_curves_stay_inside_their_axes_and_runs_without_a_curve_have_no_legend_symbol() -> None:
+    rng = np.random.default_rng(11)  # few good runs: the SIC band reaches far above the curves
+    small = bootstrap_roc(np.r_[rng.normal(0, 1, 20), rng.normal(1, 1, 8)], np.r_[np.zeros(20), np.ones(8)],
+                          n_bootstrap=30, seed=1)  # fmt: skip
+    for spec in (charts.sic_chart({"a": small, "ks": _nan_roc()}, TITLE), charts.roc_chart({"a": small}, TITLE)):
+        marks = [layer["mark"] for layer in spec["layer"] if "transform" in layer]
+        assert marks and all(m["clip"] for m in marks), "marks are clipped to the axes"
+    sic = charts.sic_chart({"a": small, "ks": _nan_roc()}, TITLE)
+    colors = dict(zip(_domain(sic), sic["layer"][0]["encoding"]["color"]["scale"]["range"], strict=True))
+    assert colors["ks: needs good and bad runs (3 good, 0 bad)"] == charts.NO_CURVE
+    assert _messages(charts.sic_chart({"ks": _nan_roc()}, TITLE)) == ["needs good and bad runs"]
 
 
 def _every_chart() -> dict[str, dict[str, Any]]:
@@ -315,7 +330,7 @@ def _every_chart() -> dict[str, dict[str, Any]]:
     frame = _score_frame()
     matrices = [("max TPR·(1-FPR)", np.array([[100, 20], [3, 12]])), ("FAR 5%", np.array([[114, 6], [0, 0]]))]
     return {
-        "roc": charts.roc_chart(rocs, TITLE),
+        "roc": charts.roc_chart(rocs, TITLE + " <!--<script> </script>"),
         "roc_empty": charts.roc_chart({"ks": _nan_roc()}, TITLE),
         "sic": charts.sic_chart(rocs, TITLE),
         "confusion": charts.confusion_chart(matrices, TITLE),
@@ -337,6 +352,8 @@ def test_the_browser_draws_every_chart_without_a_warning(tmp_path: Path) -> None
         pytest.skip("needs Debian chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     specs = _every_chart()
@@ -347,6 +364,8 @@ def test_the_browser_draws_every_chart_without_a_warning(tmp_path: Path) -> None
         figures.append(Figure(tmp_path / "charts" / f"{name}{charts.SUFFIX}", name, "</script> & caption"))
     site = build_site(tmp_path / "site", **inputs, histogram_figures={HISTOGRAMS[0]: figures}).parent
     page = next(p for p in (site / "histograms").glob("*.html") if 'class="vl"' in p.read_text())
+    inline = re.findall(r'<script type="application/json" id="spec-\d+">(.*?)</script>', page.read_text(), re.S)
+    assert len(inline) == len(specs) and not any("<" in text for text in inline), "no '<' inside the JSON"
     assert sorted(p.name for p in (site / "js").iterdir()) == [
         "LICENSES.txt", "charts.js", "vega-embed.min.js", "vega-lite.min.js", "vega.min.js"
     ]  # fmt: skip
@@ -371,12 +390,27 @@ def test_the_browser_draws_every_chart_without_a_warning(tmp_path: Path) -> None
             " e.querySelectorAll('svg .mark-line path, svg .mark-area path, svg .mark-symbol path,"
             " svg .mark-rect path, svg .mark-text text').length]);"
         )
-        assert [d[0] for d in drawn] == list(specs)
+        assert [d[0] for d in drawn] == [f"charts_{name}" for name in specs]
         for name, status, warnings, marks in drawn:
             assert status == "1" and warnings == "", (name, status, warnings)
             assert marks > 0, f"{name}: nothing drawn"
         marks = {d[0]: d[3] for d in drawn}
-        assert marks["roc"] > marks["roc_empty"], "curves, bands and points are drawn"
+        assert marks["charts_roc"] > marks["charts_roc_empty"], "curves, bands and points are drawn"
+        # Hovering shows the values of the point or bin under the mouse, not those of a whole line.
+        tooltip = "var e = document.getElementById('vg-tooltip-element');" \
+                  " return e && e.classList.contains('visible') ? e.innerText : null;"  # fmt: skip
+        for name, what in (("roc", "flagged at score ≥"), ("sic", "SIC"), ("scores", "runs in the bin")):
+            texts = []
+            items = driver.find_elements(By.CSS_SELECTOR, f"div.vl[data-name='charts_{name}'] path[opacity='0.001']")
+            size = "var r = arguments[0].getBoundingClientRect(); return r.width * r.height;"
+            items = [item for item in items if driver.execute_script(size, item) > 4]  # not an empty bin
+            assert len(items) > 4, name
+            for item in (items[len(items) // 3], items[2 * len(items) // 3]):
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", item)
+                ActionChains(driver).move_to_element(item).perform()
+                texts.append(WebDriverWait(driver, 5).until(lambda d: d.execute_script(tooltip)))
+                ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "h1")).perform()
+            assert all(what in t for t in texts) and texts[0] != texts[1], (name, texts)
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == []
         # The menu of a chart saves it (vega-embed's export actions).

@@ -595,3 +595,16 @@ def test_a_broken_object_in_a_readable_local_file_loses_only_its_histogram(tmp_p
     keys = {f"h{i}": f"DQMData/Run 1/S/Run summary/h{i}" for i in range(3)}
     found, problems = read_file(str(path), keys)
     assert sorted(found) == ["h0", "h2"] and problems["h1"].startswith("unreadable: OSError: expected Chunk")
+
+
+def test_reading_a_column_a_parquet_file_lacks_names_the_file_and_the_column(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dqmflow.arrowio import read_parquet
+
+    path = tmp_path / "runs.parquet"
+    pq.write_table(pa.table({"run_number": [1, 2], "label": [0, 1]}), path)
+    assert read_parquet(path, ["label"]).column_names == ["label"]
+    with pytest.raises(ValueError, match=r"runs\.parquet: no column 'signature'"):
+        read_parquet(path, ["run_number", "signature"])

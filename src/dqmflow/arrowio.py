@@ -36,4 +36,8 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pa.T
     """The table in the parquet file ``path`` (only ``columns`` if given), schema metadata
     included: the same table as ``pyarrow.parquet.read_table``, read without threads."""
     with open_parquet(path) as handle:
+        if columns is not None:
+            missing = [c for c in columns if c not in handle.schema_arrow.names]
+            if missing:  # pyarrow would leave them out without a word
+                raise ValueError(f"{path}: no column {', '.join(map(repr, missing))}")
         return handle.read(columns=list(columns) if columns is not None else None, use_threads=False)

@@ -545,9 +545,12 @@ class FigureCache:
         self._code = ""
         if self.folder is not None:  # the plotting code is part of every key (read, not imported)
             self.folder.mkdir(parents=True, exist_ok=True)
-            spec = importlib.util.find_spec("dqmflow.plots")
-            assert spec is not None and spec.origin is not None
-            self._code = hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()
+            code = hashlib.sha256()
+            for module in ("dqmflow.plots", "dqmflow.charts"):  # plots uses the charts' helpers
+                spec = importlib.util.find_spec(module)
+                assert spec is not None and spec.origin is not None
+                code.update(Path(spec.origin).read_bytes())
+            self._code = code.hexdigest()
 
     def draw(self, function: str, path: Path, *args: Any, **kwargs: Any) -> None:
         """``dqmflow.plots.<function>(*args, path, **kwargs)`` unless the same figure is in the cache;
@@ -1076,16 +1079,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     report_verdicts(verdicts, pd.read_csv(out / OUTPUTS["run_level"]), print)
     if not args.no_site:
-        index = write_site(
-            out / "site",
-            verdicts.table,
-            [chunk],
-            [out / "plots"],
-            title="dqmflow: " + ", ".join(p.name for p in args.scores),
-            summary_figures=figures or {},
-            tables={name: out / OUTPUTS[name] for name in ("verdicts", "metrics", "false_alarm_tex", "top_runs")},
-            problems=verdicts.problems,
-        )
+        try:
+            index = write_site(
+                out / "site",
+                verdicts.table,
+                [chunk],
+                [out / "plots"],
+                title="dqmflow: " + ", ".join(p.name for p in args.scores),
+                summary_figures=figures or {},
+                tables={name: out / OUTPUTS[name] for name in ("verdicts", "metrics", "false_alarm_tex", "top_runs")},
+                problems=verdicts.problems,
+            )
+        except FileNotFoundError as err:  # a figure, a table or the page's JavaScript
+            print(f"dqmflow: error: {err}", file=sys.stderr)
+            return 2
         print(f"web page: {index}")
     if verdicts.table["score"].isna().all():
         print("dqmflow: error: no run got a verdict (no usable p-value)", file=sys.stderr)

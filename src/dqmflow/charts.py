@@ -93,6 +93,20 @@ def wrap_lines(text: object, width: int = 80) -> list[str]:
     return lines
 
 
+#: The legend colour of an algorithm without a curve (its entry says why): no symbol.
+NO_CURVE = "rgba(0,0,0,0)"
+
+
+def score_text(value: float) -> str:
+    """A score or threshold for a tooltip: 4 significant digits, ``+inf``, ``n/a`` for NaN."""
+    v = float(value)
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "+inf" if v > 0 else "−inf"
+    return f"{v:.4g}"
+
+
 def palette(n: int) -> list[str]:
     """``n`` colours, those of matplotlib's tab10 in turn."""
     return [TAB10[i % len(TAB10)] for i in range(n)]
@@ -219,30 +233,37 @@ def _curves_chart(
     axes: tuple[dict[str, Any], dict[str, Any]],
     reference: dict[str, Any],
     tooltip: list[dict[str, Any]],
-    empty: bool,
+    empty: str,
     description: str,
 ) -> dict[str, Any]:
     """Curves (part ``curve``) with bands (``band``: lo/hi), seed bands (``seeds``) and marked
-    points (``point``) of several algorithms, one legend entry each, and a grey reference line."""
+    points (``point``) of several algorithms, one legend entry each, a grey reference line, and
+    ``empty`` written in the middle when not empty. Marks are clipped to the axes (a SIC band can
+    reach far above the curves). Each point of a curve shows ``tooltip`` on hover: a line is one
+    SVG path, whose hover would show its first point, so invisible points carry the tooltips."""
     x, y = axes
     color = {"field": "curve", "type": "nominal", "title": None,
              "scale": {"domain": [e for e, _ in entries], "range": [c for _, c in entries]},
              "legend": {"symbolType": "stroke", "symbolOpacity": 1, "symbolStrokeWidth": 2.5}}  # fmt: skip
     y_band = {**y, "field": "lo", "stack": None}
     layers: list[dict[str, Any]] = [
-        {"transform": _filter("band"), "mark": {"type": "area", "opacity": 0.2},
+        {"transform": _filter("band"), "mark": {"type": "area", "opacity": 0.2, "clip": True},
          "encoding": {"x": x, "y": y_band, "y2": {"field": "hi"}, "color": color}},
-        {"transform": _filter("seeds"), "mark": {"type": "area", "opacity": 0.12},
+        {"transform": _filter("seeds"), "mark": {"type": "area", "opacity": 0.12, "clip": True},
          "encoding": {"x": x, "y": y_band, "y2": {"field": "hi"}, "color": color}},
-        {"transform": _filter("curve"), "mark": {"type": "line", "strokeWidth": 1.8},
-         "encoding": {"x": x, "y": y, "color": color, "order": {"field": "i"}, "tooltip": tooltip}},
+        {"transform": _filter("curve"), "mark": {"type": "line", "strokeWidth": 1.8, "clip": True},
+         "encoding": {"x": x, "y": y, "color": color, "order": {"field": "i"}}},
+        {"transform": _filter("curve"), "mark": {"type": "point", "filled": True, "size": 50, "opacity": 0.001,
+                                                 "clip": True},
+         "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip}},
         {"transform": _filter("point"),
-         "mark": {"type": "point", "filled": True, "size": 70, "opacity": 1, "stroke": "black", "strokeWidth": 1},
+         "mark": {"type": "point", "filled": True, "size": 70, "opacity": 1, "stroke": "black", "strokeWidth": 1,
+                  "clip": True},
          "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip}},
         reference,
     ]  # fmt: skip
     if empty:
-        layers.append(_message("needs good and bad runs", 0.5, 0.5))
+        layers.append(_message(empty, 0.5, 0.5))
     return _spec(title, {**_SINGLE, "data": {"values": rows}, "layer": layers}, description)
 
 
@@ -261,7 +282,7 @@ def roc_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
     for (name, res), color in zip(results.items(), palette(len(results)), strict=True):
         counts = "" if shared else f" ({res.n_good} good, {res.n_bad} bad)"
         if not valid(res):
-            entries.append((f"{name}: needs good and bad runs{counts}", color))
+            entries.append((f"{name}: needs good and bad runs{counts}", NO_CURVE))
             continue
         entry = f"{name}: AUC {res.auc:.3f} ± {fmt(res.auc_std)}"
         if len(res.seed_aucs):
@@ -276,9 +297,13 @@ def roc_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
         thresholds = np.asarray(res.thresholds, dtype=np.float64)
         if len(thresholds) != len(np.asarray(res.fpr)):
             thresholds = np.full(len(np.asarray(res.fpr)), np.nan)
-        rows += _curve_rows("curve", entry, name, res.fpr, res.tpr, threshold=thresholds)
+        curve = _curve_rows("curve", entry, name, res.fpr, res.tpr)
+        for row, threshold in zip(curve, thresholds, strict=True):
+            row["threshold"] = score_text(threshold)
         best = int(np.argmax(np.asarray(res.tpr) * (1 - np.asarray(res.fpr))))
-        rows += _curve_rows("point", entry, name, [res.fpr[best]], [res.tpr[best]], threshold=[thresholds[best]])
+        point = _curve_rows("point", entry, name, [res.fpr[best]], [res.tpr[best]])
+        point[0]["threshold"] = score_text(thresholds[best])
+        rows += curve + point
     x = {"field": "x", "type": "quantitative", "title": "false-alarm rate (fraction of good runs flagged)",
          "scale": {"domain": [0, 1], "nice": False}}  # fmt: skip
     y = {"field": "y", "type": "quantitative", "title": "detection efficiency (fraction of bad runs flagged)",
@@ -292,7 +317,7 @@ def roc_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
         {"field": "algorithm", "title": "algorithm"},
         {"field": "x", "title": "false-alarm rate", "format": ".3f"},
         {"field": "y", "title": "detection efficiency", "format": ".3f"},
-        {"field": "threshold", "title": "flagged at score ≥", "format": ".4g"},
+        {"field": "threshold", "title": "flagged at score ≥"},
     ]
     drawn = any(r["part"] == "curve" for r in rows)
     return _curves_chart(
@@ -302,7 +327,7 @@ def roc_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
         (x, y),
         reference,
         tooltip,
-        not drawn,
+        "" if drawn else "needs good and bad runs",
         f"ROC curves of {len(results)} algorithms on {title}",
     )
 
@@ -322,11 +347,11 @@ def sic_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
     for (name, res), color in zip(results.items(), palette(len(results)), strict=True):
         counts = "" if shared else f" ({res.n_good} good, {res.n_bad} bad)"
         if not valid(res):
-            entries.append((f"{name}: needs good and bad runs{counts}", color))
+            entries.append((f"{name}: needs good and bad runs{counts}", NO_CURVE))
             continue
         tpr, sic = sic_curve(res)
         if not len(sic):
-            entries.append((f"{name}: no false alarm at any threshold{counts}", color))
+            entries.append((f"{name}: no ROC point with a false alarm{counts}", NO_CURVE))
             continue
         best = int(np.argmax(sic))
         entry = f"{name}: max SIC {sic[best]:.2f} at TPR {tpr[best]:.2f}{counts}"
@@ -358,7 +383,9 @@ def sic_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
         (x, y),
         reference,
         tooltip,
-        not drawn,
+        ""
+        if drawn
+        else ("no ROC point with a false alarm" if any(map(valid, results.values())) else "needs good and bad runs"),
         f"SIC curves of {len(results)} algorithms on {title}",
     )
 
@@ -535,7 +562,8 @@ def _score_panel(
         highs = [edges[1], *edges[1:], edges[-1], edges[-1]]
         for i, (at, n, lo, hi) in enumerate(zip(xs, ys, lows, highs, strict=True)):
             rows.append({"group": entry, "filled": filled, "i": i, "x": _num(at), "count": int(n),
-                         "lo": _num(lo), "hi": _num(hi), "end": i in (0, len(xs) - 1)})  # fmt: skip
+                         "lo": _num(lo), "hi": _num(hi), "end": i in (0, len(xs) - 1),
+                         "bin": 0 < i < len(xs) - 2})  # fmt: skip
     log = log_y(drawn)
     peak = max([float(h.max()) for h in drawn] + [1.0])
     y_scale: dict[str, Any]
@@ -570,7 +598,11 @@ def _score_panel(
          "mark": {"type": "area", "interpolate": "step-after", "opacity": 0.3},
          "encoding": {"x": x, "y": {**y, "stack": None}, "y2": {"field": "base"}, "color": legend_color}},
         {"mark": {"type": "line", "interpolate": "step-after", "strokeWidth": 1.6},
-         "encoding": {"x": x, "y": y, "color": legend_color, "order": {"field": "i"}, "tooltip": tooltip}},
+         "encoding": {"x": x, "y": y, "color": legend_color, "order": {"field": "i"}}},
+        # Each bin shows its runs on hover (a line is one SVG path: its hover would show its first point).
+        {"transform": [{"filter": "datum.bin"}], "mark": {"type": "rect", "opacity": 0.001},
+         "encoding": {"x": {**x, "field": "lo"}, "x2": {"field": "hi"}, "y": {**y, "stack": None},
+                      "y2": {"field": "base"}, "tooltip": tooltip}},
     ]  # fmt: skip
     if not drawn:
         layers = [_message("no runs", _num(np.mean(edges[[0, -1]])) or 0.0, 0.5)]
@@ -692,7 +724,7 @@ def latent_chart(frame: pd.DataFrame, title: str) -> dict[str, Any]:
         entry = f"{name} ({int(mask.sum())})"
         entries.append((entry, color, shape))
         for run, x, y, s in zip(runs[mask], x_values[mask], y_values[mask], scores[mask], strict=True):
-            rows.append({"group": entry, "run": int(run), "x": _num(x), "y": _num(y), "score": _num(s)})
+            rows.append({"group": entry, "run": int(run), "x": _num(x), "y": _num(y), "score": score_text(s)})
     log = not two_d and bool((data["score"] > 0).all())
     scale = {"domain": [e for e, _, _ in entries]}
     body = {
@@ -708,7 +740,7 @@ def latent_chart(frame: pd.DataFrame, title: str) -> dict[str, Any]:
             "shape": {"field": "group", "type": "nominal", "title": None,
                       "scale": {**scale, "range": [s for _, _, s in entries]}},
             "tooltip": [{"field": "run", "title": "run"}, {"field": "group", "title": "runs"},
-                        {"field": "score", "title": "score", "format": ".4g"}],
+                        {"field": "score", "title": "score"}],
         },
     }  # fmt: skip
     return _spec(_title(title), body, f"latent space of {title}")

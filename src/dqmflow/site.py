@@ -619,11 +619,13 @@ class _Site:
         return self.images[source]
 
     def chart_html(self, figure: Figure, caption: str) -> str:
-        """A Vega-Lite chart: its specification inlined (``</`` escaped), drawn by ``js/charts.js``."""
+        """A Vega-Lite chart: its specification inlined (``<`` escaped), drawn by ``js/charts.js``."""
         self.chart_count += 1
         spec_id = f"spec-{self.chart_count}"
-        spec = Path(figure.path).read_text(encoding="utf-8").replace("</", "<\\/")
-        name = _safe_file_name(Path(figure.path).name.removesuffix(CHART_SUFFIX))
+        # No "<" at all inside the script element: neither "</script" nor "<!--" can end it early.
+        spec = Path(figure.path).read_text(encoding="utf-8").replace("<", "\\u003c")
+        path = Path(figure.path)
+        name = _safe_file_name(f"{path.parent.name}_{path.name.removesuffix(CHART_SUFFIX)}")  # the download's name
         return (
             f'<figure class="chart"><div class="vl" data-spec="{spec_id}" data-name="{_e(name)}" role="img" '
             f'aria-label="{_e(figure.title)}"></div><figcaption>{caption}</figcaption>'
