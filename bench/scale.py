@@ -44,8 +44,9 @@ discovery and ``merge`` directly, as those steps would:
 
 The counts of a run depend only on the seed, the run and its position, so the files rewritten
 with 10 more runs hold the same data for the old runs, as ``merge`` would write them.
-The merge's other outputs are written small: the fetch report with its header only (the web page
-reads it), ``histograms.parquet`` with the run columns only (AutoDQM_ML's format; no job reads it).
+The fetch report is written with its header only (the web page reads it); ``histograms.parquet``
+is not written: no job reads it, and a merged table without fetch manifests would make the
+workflow fetch again (dqmflow.plan.mark_stale_merge).
 
 Snakemake then runs with the score files as targets. It plans no discovery, fetch, merge or
 run_table job: their outputs exist and are newer than their inputs (the files are written in
@@ -301,7 +302,6 @@ def write_inputs(
     table = pa.Table.from_pandas(pd.concat([frame, block_frame], axis=1), preserve_index=False)
     pq.write_table(table, results / "entries.parquet")
     pd.DataFrame(columns=REPORT_COLUMNS).to_csv(results / "fetch_report.tsv", sep="\t", index=False)
-    pq.write_table(table.select(["run_number", "year", "label"]), results / "histograms.parquet")
     build_run_table(results / "entries.parquet", results / "runs.parquet")  # config's preprocessing defaults
 
 

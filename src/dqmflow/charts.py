@@ -112,14 +112,31 @@ def palette(n: int) -> list[str]:
     return [TAB10[i % len(TAB10)] for i in range(n)]
 
 
-def _num(value: Any) -> float | None:
-    """A number for JSON: 6 significant digits, ``None`` for NaN and ±inf."""
+def _num(value: Any, digits: int = 6) -> float | None:
+    """A number for JSON: ``digits`` significant digits, ``None`` for NaN and ±inf."""
     v = float(value)
-    return float(f"{v:.6g}") if math.isfinite(v) else None
+    return float(f"{v:.{digits}g}") if math.isfinite(v) else None
 
 
-def _nums(values: Any) -> list[float | None]:
-    return [_num(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+def _nums(values: Any, digits: int = 6) -> list[float | None]:
+    return [_num(v, digits) for v in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def _lookup(key: str, table: list[dict[str, Any]], fields: list[str]) -> dict[str, Any]:
+    """A transform that adds ``fields`` to each row from ``table`` by ``key``: rows carry a small
+    index instead of repeating long legend texts (a chart of 2,000 runs stays tens of kB)."""
+    return {"lookup": key, "from": {"data": {"values": table}, "key": key, "fields": fields}}
+
+
+def _corners(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the points of a polyline that are not inside a straight run (the first and the
+    last point, and every point where the direction changes): the same line, drawn with fewer
+    points (``roc_curve(drop_intermediate=True)`` does this for a ROC curve)."""
+    if len(x) <= 2:
+        return np.arange(len(x))
+    dx, dy = np.diff(x), np.diff(y)
+    turn = dx[:-1] * dy[1:] - dy[:-1] * dx[1:] != 0
+    return np.r_[0, np.flatnonzero(turn) + 1, len(x) - 1]
 
 
 def _title(title: str, *notes: str) -> dict[str, Any]:
@@ -153,10 +170,6 @@ def _message(text: str, x: float = 0.5, y: float = 0.5, *, alone: bool = False) 
         "encoding": {"x": {"field": "x", "type": "quantitative", **axis},
                      "y": {"field": "y", "type": "quantitative", **axis}, "text": {"field": "text"}},
     }  # fmt: skip
-
-
-def _filter(part: str) -> list[dict[str, str]]:
-    return [{"filter": f"datum.part === '{part}'"}]
 
 
 def write_chart(spec: Mapping[str, Any], path: str | Path) -> None:
@@ -217,17 +230,19 @@ def sic_band(result: RocResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean[keep], lo, hi
 
 
-def _curve_rows(part: str, curve: str, algorithm: str, x: Any, y: Any, **extra: Any) -> list[dict[str, Any]]:
-    columns = {"x": _nums(x), "y": _nums(y), **{k: _nums(v) for k, v in extra.items()}}
+def _curve_rows(part: str, c: int, x: Any, y: Any, **extra: Any) -> list[dict[str, Any]]:
+    """Rows of curve ``c`` (its legend entry and algorithm come from a lookup), 4 significant digits."""
+    columns = {"x": _nums(x, 4), "y": _nums(y, 4), **{k: _nums(v, 4) for k, v in extra.items()}}
     names = list(columns)
     return [
-        {"part": part, "curve": curve, "algorithm": algorithm, "i": i, **dict(zip(names, values, strict=True))}
+        {"part": part, "c": c, "i": i, **dict(zip(names, values, strict=True))}
         for i, values in enumerate(zip(*columns.values(), strict=True))
     ]
 
 
 def _curves_chart(
     rows: list[dict[str, Any]],
+    curves: list[dict[str, Any]],
     entries: list[tuple[str, str]],
     title: dict[str, Any],
     axes: tuple[dict[str, Any], dict[str, Any]],
@@ -238,7 +253,8 @@ def _curves_chart(
 ) -> dict[str, Any]:
     """Curves (part ``curve``) with bands (``band``: lo/hi), seed bands (``seeds``) and marked
     points (``point``) of several algorithms, one legend entry each, a grey reference line, and
-    ``empty`` written in the middle when not empty. Marks are clipped to the axes (a SIC band can
+    ``empty`` written in the middle when not empty. ``curves`` names each curve index (``c``:
+    its legend entry ``curve`` and its ``algorithm``). Marks are clipped to the axes (a SIC band can
     reach far above the curves). Each point of a curve shows ``tooltip`` on hover: a line is one
     SVG path, whose hover would show its first point, so invisible points carry the tooltips."""
     x, y = axes
@@ -246,6 +262,11 @@ def _curves_chart(
              "scale": {"domain": [e for e, _ in entries], "range": [c for _, c in entries]},
              "legend": {"symbolType": "stroke", "symbolOpacity": 1, "symbolStrokeWidth": 2.5}}  # fmt: skip
     y_band = {**y, "field": "lo", "stack": None}
+    names = _lookup("c", curves, ["curve", "algorithm"])
+
+    def _filter(part: str) -> list[dict[str, Any]]:
+        return [{"filter": f"datum.part === '{part}'"}, names]
+
     layers: list[dict[str, Any]] = [
         {"transform": _filter("band"), "mark": {"type": "area", "opacity": 0.2, "clip": True},
          "encoding": {"x": x, "y": y_band, "y2": {"field": "hi"}, "color": color}},
@@ -279,7 +300,8 @@ def roc_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
     note, shared = counts_note(results)
     rows: list[dict[str, Any]] = []
     entries: list[tuple[str, str]] = []
-    for (name, res), color in zip(results.items(), palette(len(results)), strict=True):
+    curves: list[dict[str, Any]] = []
+    for k, ((name, res), color) in enumerate(zip(results.items(), palette(len(results)), strict=True)):
         counts = "" if shared else f" ({res.n_good} good, {res.n_bad} bad)"
         if not valid(res):
             entries.append((f"{name}: needs good and bad runs{counts}", NO_CURVE))
@@ -288,20 +310,22 @@ def roc_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
         if len(res.seed_aucs):
             median, lo, hi = res.seed_band
             entry += f"; seeds: {median:.3f} [{lo:.3f}, {hi:.3f}] (68%, {len(res.seed_aucs)} seeds)"
-            rows += _curve_rows("seeds", entry + counts, name, res.grid, res.seed_tpr[1], lo=res.seed_tpr[1],
-                                hi=res.seed_tpr[2])  # fmt: skip
+            rows += _curve_rows("seeds", k, res.grid, res.seed_tpr[1], lo=res.seed_tpr[1], hi=res.seed_tpr[2])
         entry += counts
         entries.append((entry, color))
+        curves.append({"c": k, "curve": entry, "algorithm": name})
         grid, lo_band, hi_band = roc_band(res)
-        rows += _curve_rows("band", entry, name, grid, lo_band, lo=lo_band, hi=hi_band)
+        rows += _curve_rows("band", k, grid, lo_band, lo=lo_band, hi=hi_band)
+        fpr, tpr = np.asarray(res.fpr, dtype=np.float64), np.asarray(res.tpr, dtype=np.float64)
         thresholds = np.asarray(res.thresholds, dtype=np.float64)
-        if len(thresholds) != len(np.asarray(res.fpr)):
-            thresholds = np.full(len(np.asarray(res.fpr)), np.nan)
-        curve = _curve_rows("curve", entry, name, res.fpr, res.tpr)
-        for row, threshold in zip(curve, thresholds, strict=True):
+        if len(thresholds) != len(fpr):
+            thresholds = np.full(len(fpr), np.nan)
+        keep = _corners(fpr, tpr)
+        curve = _curve_rows("curve", k, fpr[keep], tpr[keep])
+        for row, threshold in zip(curve, thresholds[keep], strict=True):
             row["threshold"] = score_text(threshold)
-        best = int(np.argmax(np.asarray(res.tpr) * (1 - np.asarray(res.fpr))))
-        point = _curve_rows("point", entry, name, [res.fpr[best]], [res.tpr[best]])
+        best = int(np.argmax(tpr * (1 - fpr)))
+        point = _curve_rows("point", k, [fpr[best]], [tpr[best]])
         point[0]["threshold"] = score_text(thresholds[best])
         rows += curve + point
     x = {"field": "x", "type": "quantitative", "title": "false-alarm rate (fraction of good runs flagged)",
@@ -322,6 +346,7 @@ def roc_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
     drawn = any(r["part"] == "curve" for r in rows)
     return _curves_chart(
         rows,
+        curves,
         entries,
         _title(title, note, "bands: ±1σ bootstrap · ●: max TPR·(1−FPR) · dotted: random"),
         (x, y),
@@ -344,7 +369,8 @@ def sic_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     entries: list[tuple[str, str]] = []
     top = 1.0
-    for (name, res), color in zip(results.items(), palette(len(results)), strict=True):
+    curves: list[dict[str, Any]] = []
+    for k, ((name, res), color) in enumerate(zip(results.items(), palette(len(results)), strict=True)):
         counts = "" if shared else f" ({res.n_good} good, {res.n_bad} bad)"
         if not valid(res):
             entries.append((f"{name}: needs good and bad runs{counts}", NO_CURVE))
@@ -356,9 +382,11 @@ def sic_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
         best = int(np.argmax(sic))
         entry = f"{name}: max SIC {sic[best]:.2f} at TPR {tpr[best]:.2f}{counts}"
         entries.append((entry, color))
+        curves.append({"c": k, "curve": entry, "algorithm": name})
         x_band, lo, hi = sic_band(res)
-        rows += _curve_rows("band", entry, name, x_band, lo, lo=lo, hi=hi)
-        rows += _curve_rows("curve", entry, name, tpr, sic)
+        rows += _curve_rows("band", k, x_band, lo, lo=lo, hi=hi)
+        keep = _corners(tpr, sic)
+        rows += _curve_rows("curve", k, tpr[keep], sic[keep])
         top = max(top, float(sic.max()))
     grid = np.linspace(0.0, 1.0, 51)
     x = {"field": "x", "type": "quantitative", "title": "detection efficiency TPR (fraction of bad runs flagged)",
@@ -378,6 +406,7 @@ def sic_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
     drawn = any(r["part"] == "curve" for r in rows)
     return _curves_chart(
         rows,
+        curves,
         entries,
         _title(title, note, "bands: ±1σ bootstrap · dotted: random (SIC = √TPR)"),
         (x, y),
@@ -547,13 +576,15 @@ def _score_panel(
     edges = binning.edges
     rows: list[dict[str, Any]] = []
     entries: list[tuple[str, str]] = []
+    names: list[dict[str, Any]] = []
     drawn: list[np.ndarray] = []
-    for name, values, color, filled in groups:
+    for g, (name, values, color, filled) in enumerate(groups):
         c = count(values, edges)
         if c.total == 0:
             continue
         entry = c.legend(name)
         entries.append((entry, color))
+        names.append({"g": g, "group": entry, "filled": filled})
         drawn.append(c.counts)
         # A step outline: down to zero at both ends, one point per bin start, the last edge closing it.
         xs = [edges[0], *edges[:-1], edges[-1], edges[-1]]
@@ -561,24 +592,23 @@ def _score_panel(
         lows = [edges[0], *edges[:-1], edges[-2], edges[-2]]
         highs = [edges[1], *edges[1:], edges[-1], edges[-1]]
         for i, (at, n, lo, hi) in enumerate(zip(xs, ys, lows, highs, strict=True)):
-            rows.append({"group": entry, "filled": filled, "i": i, "x": _num(at), "count": int(n),
-                         "lo": _num(lo), "hi": _num(hi), "end": i in (0, len(xs) - 1),
-                         "bin": 0 < i < len(xs) - 2})  # fmt: skip
+            rows.append({"g": g, "i": i, "x": _num(at, 5), "n": int(n), "lo": _num(lo, 4), "hi": _num(hi, 4)})
+    last = len(edges) + 1  # the index of a step outline's last point (back at zero)
     log = log_y(drawn)
     peak = max([float(h.max()) for h in drawn] + [1.0])
     y_scale: dict[str, Any]
     if log:
         bottom = 0.5
         top = 10 ** (math.log10(bottom) + (math.log10(peak) - math.log10(bottom)) / _HEADROOM)
+        base = bottom
         for row in rows:
-            row["y"] = max(row["count"], bottom)  # an empty bin sits on the axis
-            row["base"] = bottom
+            row["y"] = max(row["n"], bottom)  # an empty bin sits on the axis
         y_scale = {"type": "log", "domain": [bottom, _num(top)], "nice": False}
         y_axis: dict[str, Any] = {"values": [10**k for k in range(int(math.log10(top)) + 1)], "format": "d"}
     else:
+        base = 0
         for row in rows:
-            row["y"] = row["count"]
-            row["base"] = 0
+            row["y"] = row["n"]
         y_scale = {"domain": [0, _num(peak / _HEADROOM)], "nice": False}
         y_axis = {"tickMinStep": 1, "format": "d"}
     x: dict[str, Any] = {"field": "x", "type": "quantitative", "title": "anomaly score",
@@ -590,19 +620,21 @@ def _score_panel(
              "legend": {"orient": "top-right", "fillColor": "rgba(255,255,255,0.85)", "padding": 3,
                         "labelFontSize": 10, "symbolType": "stroke", "labelLimit": 240, "symbolOpacity": 1,
                         "symbolStrokeWidth": 2}}  # fmt: skip
+    group = _lookup("g", names, ["group", "filled"])
     tooltip = [{"field": "group", "title": "runs"}, {"field": "lo", "title": "score from", "format": ".4g"},
                {"field": "hi", "title": "to", "format": ".4g"},
-               {"field": "count", "title": "runs in the bin"}]  # fmt: skip
+               {"field": "n", "title": "runs in the bin"}]  # fmt: skip
     layers: list[dict[str, Any]] = [
-        {"transform": [{"filter": "datum.filled && !datum.end"}],  # the fill: one point per x
+        {"transform": [group, {"filter": f"datum.filled && datum.i > 0 && datum.i < {last}"}],  # one point per x
          "mark": {"type": "area", "interpolate": "step-after", "opacity": 0.3},
-         "encoding": {"x": x, "y": {**y, "stack": None}, "y2": {"field": "base"}, "color": legend_color}},
-        {"mark": {"type": "line", "interpolate": "step-after", "strokeWidth": 1.6},
+         "encoding": {"x": x, "y": {**y, "stack": None}, "y2": {"datum": base}, "color": legend_color}},
+        {"transform": [group], "mark": {"type": "line", "interpolate": "step-after", "strokeWidth": 1.6},
          "encoding": {"x": x, "y": y, "color": legend_color, "order": {"field": "i"}}},
         # Each bin shows its runs on hover (a line is one SVG path: its hover would show its first point).
-        {"transform": [{"filter": "datum.bin"}], "mark": {"type": "rect", "opacity": 0.001},
+        {"transform": [group, {"filter": f"datum.i > 0 && datum.i < {last - 1}"}],
+         "mark": {"type": "rect", "opacity": 0.001},
          "encoding": {"x": {**x, "field": "lo"}, "x2": {"field": "hi"}, "y": {**y, "stack": None},
-                      "y2": {"field": "base"}, "tooltip": tooltip}},
+                      "y2": {"datum": base}, "tooltip": tooltip}},
     ]  # fmt: skip
     if not drawn:
         layers = [_message("no runs", _num(np.mean(edges[[0, -1]])) or 0.0, 0.5)]
@@ -718,18 +750,21 @@ def latent_chart(frame: pd.DataFrame, title: str) -> dict[str, Any]:
     x_values, y_values, scores = (data[c].to_numpy(dtype=np.float64) for c in ("latent_1", y_column, "score"))
     rows: list[dict[str, Any]] = []
     entries: list[tuple[str, str, str]] = []
-    for name, mask, color, shape in groups:
+    names: list[dict[str, Any]] = []
+    for g, (name, mask, color, shape) in enumerate(groups):
         if not mask.any():
             continue
         entry = f"{name} ({int(mask.sum())})"
         entries.append((entry, color, shape))
+        names.append({"g": g, "group": entry})
         for run, x, y, s in zip(runs[mask], x_values[mask], y_values[mask], scores[mask], strict=True):
-            rows.append({"group": entry, "run": int(run), "x": _num(x), "y": _num(y), "score": score_text(s)})
+            rows.append({"g": g, "run": int(run), "x": _num(x, 4), "y": _num(y, 4), "score": score_text(s)})
     log = not two_d and bool((data["score"] > 0).all())
     scale = {"domain": [e for e, _, _ in entries]}
     body = {
         **_SINGLE,
         "data": {"values": rows},
+        "transform": [_lookup("g", names, ["group"])],
         "mark": {"type": "point", "filled": True, "size": 30, "opacity": 0.85},
         "encoding": {
             "x": {"field": "x", "type": "quantitative", "title": "latent coordinate 1", "scale": {"zero": False}},
