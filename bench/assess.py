@@ -79,11 +79,16 @@ def main() -> None:
     print(f"verdicts and tables only: {wall:.1f} s wall, {bare:.1f} s CPU ({1e3 * bare / units:.3f} ms per unit)")
     wall, cpu, _ = timed(str(table), "--out", str(work / "full"))
     pngs = [p.stat().st_size for p in (work / "full" / "plots").rglob("*.png")]
-    figures = len(pngs)
-    print(f"with figures (plots: matter) and the web page: {wall:.1f} s wall, {cpu:.1f} s CPU, {figures} figures")
+    charts = [p.stat().st_size for p in (work / "full" / "plots").rglob("*.vl.json")]
+    figures = len(pngs) + len(charts)
     print(
-        f"figures and web page: {cpu - bare:.1f} s CPU ({1e3 * (cpu - bare) / max(figures, 1):.0f} ms per figure); "
-        f"PNGs {sum(pngs) / 1e6:.1f} MB ({sum(pngs) / max(figures, 1) / 1e3:.0f} kB each)"
+        f"with figures (plots: matter) and the web page: {wall:.1f} s wall, {cpu:.1f} s CPU, {len(pngs)} PNG "
+        f"figures and {len(charts)} charts ({sum(charts) / 1e6:.1f} MB)"
+    )
+    print(
+        f"figures and web page: {cpu - bare:.1f} s CPU "
+        f"({1e3 * (cpu - bare) / max(figures, 1):.0f} ms per figure or chart); "
+        f"PNGs {sum(pngs) / 1e6:.1f} MB ({sum(pngs) / max(len(pngs), 1) / 1e3:.0f} kB each)"
     )
     run_level = pd.read_csv(work / "bare" / "run_level_auc.csv").set_index("run_score")
     print("\nrun-level AUC on the synthetic truth:")
