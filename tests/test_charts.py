@@ -323,7 +323,24 @@ def test_score_chart_edge_cases() -> None:
     assert len(_panels(many)[0]) == charts.MAX_COLUMNS
     assert many["title"]["subtitle"] == [f"1 more algorithms not shown: algorithm {charts.MAX_COLUMNS}"]
     log = _panels(charts.score_chart(frame, TITLE))[0][0]["layer"][1]["encoding"]
-    assert log["x"]["scale"]["type"] == "linear" and log["y"]["scale"]["type"] == "log"
+    assert log["x"]["scale"].get("type", "linear") == "linear" and log["y"]["scale"]["type"] == "log"
+
+
+@pytest.mark.parametrize("centre,width", [(12345.6, 1.0), (1000.0, 3.0), (1.0, 0.02)])
+def test_scores_far_from_zero_keep_their_bins(centre: float, width: float) -> None:
+    scores = np.random.default_rng(2).normal(centre, width, 200)
+    frame = pd.DataFrame({"algorithm": "a", "score": scores, "label": 0, "split": "test"})
+    panel = _panels(charts.score_chart(frame, TITLE))[0][0]
+    edges = charts.score_binning(scores, frame["split"].to_numpy()).edges
+    bins = [r for r in panel["data"]["values"] if 0 < r["i"] <= len(edges) - 1]
+    assert len(bins) == len(edges) - 1
+    for row in bins:  # each bin where the binning put it, to a hundredth of a bin
+        np.testing.assert_allclose(
+            [row["lo"], row["hi"]], edges[row["i"] - 1 : row["i"] + 1], atol=0.01 * np.diff(edges).min()
+        )
+    latent = charts.latent_chart(frame.assign(run_number=np.arange(200), latent_1=scores, latent_2=scores), TITLE)
+    drawn = np.array([r["x"] for r in latent["data"]["values"]])
+    assert np.abs(drawn - scores).max() <= 1e-3 * np.ptp(scores), "runs placed to a thousandth of the axis"
 
 
 def test_latent_chart_names_every_run() -> None:
@@ -367,6 +384,7 @@ def _every_chart() -> dict[str, dict[str, Any]]:
         "scores": charts.score_chart(frame, TITLE),
         "scores_linear": charts.score_chart(frame.assign(score=np.log(frame["score"].clip(lower=1e-3))), TITLE),
         "scores_inf": charts.score_chart(frame.assign(score=np.inf), TITLE),
+        "scores_log_x": charts.score_chart(frame.assign(score=np.geomspace(1e-3, 1e2, len(frame))), TITLE),
         "scores_none": charts.score_chart(frame.iloc[:0], TITLE),
         "latent": charts.latent_chart(_latent_frame(), TITLE),
         "latent_1d": charts.latent_chart(_latent_frame().assign(latent_2=np.nan), TITLE),

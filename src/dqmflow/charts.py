@@ -122,6 +122,19 @@ def _nums(values: Any, digits: int = 6) -> list[float | None]:
     return [_num(v, digits) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
+def _digits(values: Any, step: float | None = None) -> int:
+    """Significant digits that resolve ``values`` to better than a thousandth of ``step`` (default:
+    of their spread), at least 4: scores of 1000 ± 3 need 8 where 0.5 ± 0.3 need 4."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return 4
+    step = float(v.max() - v.min()) if step is None else step
+    if step <= 0:
+        return 4
+    return max(4, math.ceil(math.log10(max(float(np.abs(v).max()), step) / step)) + 4)
+
+
 def _lookup(key: str, table: list[dict[str, Any]], fields: list[str]) -> dict[str, Any]:
     """A transform that adds ``fields`` to each row from ``table`` by ``key``: rows carry a small
     index instead of repeating long legend texts (a chart of 2,000 runs stays tens of kB)."""
@@ -295,7 +308,7 @@ def roc_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
     TPR·(1-FPR)) marked; the legend gives AUC ± bootstrap std. A seed ensemble's result also shows
     the 68% band over seeds (lighter) and the AUC's median and band over seeds. Results with a NaN
     AUC (no good or no bad run) are listed as "needs good and bad runs". Tooltips: the score
-    threshold of each point.
+    threshold of each corner of a curve (the points between corners are no better operating points).
     """
     note, shared = counts_note(results)
     rows: list[dict[str, Any]] = []
@@ -574,6 +587,7 @@ def _score_panel(
 ) -> dict[str, Any]:
     """One panel of step histograms (counts) of ``groups`` = (name, scores, colour, filled)."""
     edges = binning.edges
+    digits = _digits(edges, float(np.diff(edges).min()))  # a thousandth of the narrowest bin
     rows: list[dict[str, Any]] = []
     entries: list[tuple[str, str]] = []
     names: list[dict[str, Any]] = []
@@ -592,7 +606,8 @@ def _score_panel(
         lows = [edges[0], *edges[:-1], edges[-2], edges[-2]]
         highs = [edges[1], *edges[1:], edges[-1], edges[-1]]
         for i, (at, n, lo, hi) in enumerate(zip(xs, ys, lows, highs, strict=True)):
-            rows.append({"g": g, "i": i, "x": _num(at, 5), "n": int(n), "lo": _num(lo, 4), "hi": _num(hi, 4)})
+            rows.append({"g": g, "i": i, "x": _num(at, digits), "n": int(n), "lo": _num(lo, digits),
+                         "hi": _num(hi, digits)})  # fmt: skip
     last = len(edges) + 1  # the index of a step outline's last point (back at zero)
     log = log_y(drawn)
     peak = max([float(h.max()) for h in drawn] + [1.0])
@@ -612,8 +627,8 @@ def _score_panel(
         y_scale = {"domain": [0, _num(peak / _HEADROOM)], "nice": False}
         y_axis = {"tickMinStep": 1, "format": "d"}
     x: dict[str, Any] = {"field": "x", "type": "quantitative", "title": "anomaly score",
-         "scale": {"type": "log" if binning.log else "linear", "domain": _nums([edges[0], edges[-1]]),
-                   "nice": False, "zero": False}}  # fmt: skip
+         "scale": {"type": "log", "domain": _nums([edges[0], edges[-1]], digits), "nice": False} if binning.log
+         else {"domain": _nums([edges[0], edges[-1]], digits), "nice": False, "zero": False}}  # fmt: skip
     y: dict[str, Any] = {"field": "y", "type": "quantitative", "title": y_title, "scale": y_scale, "axis": y_axis}
     legend_color = {"field": "group", "type": "nominal", "title": None,
              "scale": {"domain": [e for e, _ in entries], "range": [c for _, c in entries]},
@@ -748,6 +763,7 @@ def latent_chart(frame: pd.DataFrame, title: str) -> dict[str, Any]:
     ]
     runs = data["run_number"].to_numpy() if "run_number" in data.columns else np.full(len(data), -1)
     x_values, y_values, scores = (data[c].to_numpy(dtype=np.float64) for c in ("latent_1", y_column, "score"))
+    x_digits, y_digits = _digits(x_values), _digits(y_values)
     rows: list[dict[str, Any]] = []
     entries: list[tuple[str, str, str]] = []
     names: list[dict[str, Any]] = []
@@ -758,7 +774,8 @@ def latent_chart(frame: pd.DataFrame, title: str) -> dict[str, Any]:
         entries.append((entry, color, shape))
         names.append({"g": g, "group": entry})
         for run, x, y, s in zip(runs[mask], x_values[mask], y_values[mask], scores[mask], strict=True):
-            rows.append({"g": g, "run": int(run), "x": _num(x, 4), "y": _num(y, 4), "score": score_text(s)})
+            rows.append({"g": g, "run": int(run), "x": _num(x, x_digits), "y": _num(y, y_digits),
+                         "score": score_text(s)})  # fmt: skip
     log = not two_d and bool((data["score"] > 0).all())
     scale = {"domain": [e for e, _, _ in entries]}
     body = {
