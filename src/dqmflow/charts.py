@@ -259,14 +259,15 @@ def _curves_chart(
     entries: list[tuple[str, str]],
     title: dict[str, Any],
     axes: tuple[dict[str, Any], dict[str, Any]],
-    reference: dict[str, Any],
+    reference: Sequence[tuple[float | None, float | None]],
     tooltip: list[dict[str, Any]],
     empty: str,
     description: str,
 ) -> dict[str, Any]:
     """Curves (part ``curve``) with bands (``band``: lo/hi), seed bands (``seeds``) and marked
-    points (``point``) of several algorithms, one legend entry each, a grey reference line, and
-    ``empty`` written in the middle when not empty. ``curves`` names each curve index (``c``:
+    points (``point``) of several algorithms, one legend entry each, a grey dotted ``reference``
+    line (its (x, y) points: a random score), and ``empty`` written in the middle when no curve is
+    drawn. ``curves`` names each curve index (``c``:
     its legend entry ``curve`` and its ``algorithm``). Marks are clipped to the axes (a SIC band can
     reach far above the curves). Each point of a curve shows ``tooltip`` on hover: a line is one
     SVG path, whose hover would show its first point, so invisible points carry the tooltips."""
@@ -294,9 +295,11 @@ def _curves_chart(
          "mark": {"type": "point", "filled": True, "size": 70, "opacity": 1, "stroke": "black", "strokeWidth": 1,
                   "clip": True},
          "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip}},
-        reference,
+        {"data": {"values": [{"x": rx, "y": ry} for rx, ry in reference]},
+         "mark": {"type": "line", "strokeDash": [2, 3], "color": "grey", "strokeWidth": 1},
+         "encoding": {"x": x, "y": y}},
     ]  # fmt: skip
-    if empty:
+    if not any(row["part"] == "curve" for row in rows):
         layers.append(_message(empty, 0.5, 0.5))
     return _spec(title, {**_SINGLE, "data": {"values": rows}, "layer": layers}, description)
 
@@ -345,27 +348,21 @@ def roc_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
          "scale": {"domain": [0, 1], "nice": False}}  # fmt: skip
     y = {"field": "y", "type": "quantitative", "title": "detection efficiency (fraction of bad runs flagged)",
          "scale": {"domain": [0, 1.02], "nice": False}}  # fmt: skip
-    reference = {
-        "data": {"values": [{"x": 0, "y": 0}, {"x": 1, "y": 1}]},
-        "mark": {"type": "line", "strokeDash": [2, 3], "color": "grey", "strokeWidth": 1},
-        "encoding": {"x": x, "y": y},
-    }
     tooltip = [
         {"field": "algorithm", "title": "algorithm"},
         {"field": "x", "title": "false-alarm rate", "format": ".3f"},
         {"field": "y", "title": "detection efficiency", "format": ".3f"},
         {"field": "threshold", "title": "flagged at score ≥"},
     ]
-    drawn = any(r["part"] == "curve" for r in rows)
     return _curves_chart(
         rows,
         curves,
         entries,
         _title(title, note, "bands: ±1σ bootstrap · ●: max TPR·(1−FPR) · dotted: random"),
         (x, y),
-        reference,
+        [(0.0, 0.0), (1.0, 1.0)],
         tooltip,
-        "" if drawn else "needs good and bad runs",
+        "needs good and bad runs",
         f"ROC curves of {len(results)} algorithms on {title}",
     )
 
@@ -406,28 +403,20 @@ def sic_chart(results: Mapping[str, RocResult], title: str) -> dict[str, Any]:
          "scale": {"domain": [0, 1], "nice": False}}  # fmt: skip
     y = {"field": "y", "type": "quantitative", "title": "SIC = TPR / √FPR",
          "scale": {"domain": [0, _num(1.1 * top)], "nice": False}}  # fmt: skip
-    reference = {
-        "data": {"values": [{"x": _num(v), "y": _num(math.sqrt(v))} for v in grid]},
-        "mark": {"type": "line", "strokeDash": [2, 3], "color": "grey", "strokeWidth": 1},
-        "encoding": {"x": x, "y": y},
-    }
     tooltip = [
         {"field": "algorithm", "title": "algorithm"},
         {"field": "x", "title": "detection efficiency", "format": ".3f"},
         {"field": "y", "title": "SIC", "format": ".3f"},
     ]
-    drawn = any(r["part"] == "curve" for r in rows)
     return _curves_chart(
         rows,
         curves,
         entries,
         _title(title, note, "bands: ±1σ bootstrap · dotted: random (SIC = √TPR)"),
         (x, y),
-        reference,
+        [(_num(v), _num(math.sqrt(v))) for v in grid],
         tooltip,
-        ""
-        if drawn
-        else ("no ROC point with a false alarm" if any(map(valid, results.values())) else "needs good and bad runs"),
+        "no ROC point with a false alarm" if any(map(valid, results.values())) else "needs good and bad runs",
         f"SIC curves of {len(results)} algorithms on {title}",
     )
 
