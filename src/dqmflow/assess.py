@@ -463,8 +463,6 @@ def assess_histograms(
             )
     if isinstance(cache, FigureCache):
         cache.close()
-        log.info("figures: %d drawn, %d unchanged (copied from the cache); %d charts written", cache.drawn,
-                 cache.hits, cache.charts)  # fmt: skip
     metrics = pd.DataFrame(metric_rows)
     keep = ["run_number", "histogram", "algorithm", "score", "p_value", "p_graded", "n_reference", "reference_outlier"]
     return ChunkAssessment(
@@ -523,8 +521,6 @@ def draw_figures(
     for call in calls:
         cache.draw(call.function, plots_dir / call.file, *call.args, **call.kwargs)
     cache.close()
-    log.info("figures: %d drawn, %d unchanged (copied from the cache); %d charts written", cache.drawn, cache.hits,
-             cache.charts)  # fmt: skip
     return cache.drawn, cache.hits
 
 
@@ -581,6 +577,9 @@ class FigureCache:
         os.replace(tmp, cached)
 
     def close(self) -> None:
+        """Remove the cache entries this run did not use, and log what it drew, copied and wrote."""
+        log.info("figures: %d drawn, %d unchanged (copied from the cache); %d charts written", self.drawn,
+                 self.hits, self.charts)  # fmt: skip
         if self.folder is None:
             return
         for stale in self.folder.glob("*.png"):

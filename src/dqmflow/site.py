@@ -622,9 +622,9 @@ class _Site:
         """A Vega-Lite chart: its specification inlined (``<`` escaped), drawn by ``js/charts.js``."""
         self.chart_count += 1
         spec_id = f"spec-{self.chart_count}"
-        # No "<" at all inside the script element: neither "</script" nor "<!--" can end it early.
-        spec = Path(figure.path).read_text(encoding="utf-8").replace("<", "\\u003c")
         path = Path(figure.path)
+        # No "<" at all inside the script element: neither "</script" nor "<!--" can end it early.
+        spec = path.read_text(encoding="utf-8").replace("<", "\\u003c")
         name = _safe_file_name(f"{path.parent.name}_{path.name.removesuffix(CHART_SUFFIX)}")  # the download's name
         return (
             f'<figure class="chart"><div class="vl" data-spec="{spec_id}" data-name="{_e(name)}" role="img" '
@@ -637,17 +637,14 @@ class _Site:
         is drawn in place by the browser."""
         parts = []
         for i, figure in enumerate(figures):
+            caption = f"<strong>{_e(figure.title)}</strong>" + (f" {_e(figure.caption)}" if figure.caption else "")
             if str(figure.path).endswith(CHART_SUFFIX):
-                caption = f"<strong>{_e(figure.title)}</strong>" + (f" {_e(figure.caption)}" if figure.caption else "")
                 parts.append(self.chart_html(figure, caption))
                 continue
             path, size = self.copy_image(figure)
             src = _e(up + quote(path))
             dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
             lazy = ' loading="lazy"' if i >= 2 else ""
-            caption = f"<strong>{_e(figure.title)}</strong>"
-            if figure.caption:
-                caption += f" {_e(figure.caption)}"
             parts.append(
                 f'<figure><a href="{src}"><img src="{src}" alt="{_e(figure.title)}"{dims}{lazy}></a>'
                 f"<figcaption>{caption}</figcaption></figure>"

@@ -449,16 +449,16 @@ def _empirical_run_p(
     """Run p-values, the number of reference runs and the reference runs left out as outliers
     (never so many that fewer than 1 / false_alarm_rate remain: a run could no longer be flagged)."""
     ok = ~np.isnan(score)
-    outlier = reference_outliers(np.where(ok, score, np.nan), is_reference & ok, keep=runs_to_flag(false_alarm_rate))
-    p, _, n = empirical_pvalues(np.where(ok, score, np.nan), is_reference & ok & ~outlier)
+    outlier = reference_outliers(score, is_reference & ok, keep=runs_to_flag(false_alarm_rate))
+    p, _, n = empirical_pvalues(score, is_reference & ok & ~outlier)
     return p, n, outlier
 
 
 def _why_no_score(rows: pd.DataFrame) -> str:
     """Why a (histogram, algorithm) has no score, from its rows of the score table."""
-    split = _column(rows, "split", "")
     if "split" not in rows.columns:
         return "the score table has none for it"
+    split = rows["split"]
     if (split == "missing").all():
         return "it is missing from every file (see the fetch report)"
     read = split != "missing"

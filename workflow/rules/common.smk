@@ -32,11 +32,11 @@ EMPTY = set()
 # When this run started: a failed run's summary marks the outputs it did not update.
 STARTED = time.time()
 ENV = "../envs/dqmflow.yaml"
-# What score jobs store for the figures: only these assessment settings reach them, so that
-# changing how runs are assessed never reruns scoring.
 # How each algorithm config names its reconstruction in the figures (read here, where the configs
 # are loaded anyway, so that the assessment jobs do not import every algorithm's module).
 RECO_LABELS = {tag: cfg.cls.reconstruction_label for tag, cfg in PLAN.algorithms.items()}
+# What score jobs store for the figures: only these assessment settings reach them, so that
+# changing how runs are assessed never reruns scoring.
 RECONSTRUCTIONS = {
     "n_reconstructed": max(config["assessment"]["n_reconstructed"], config["assessment"]["n_example_runs"]),
     "reco_runs": config["assessment"]["reco_runs"],
