@@ -1,9 +1,11 @@
-"""Shared fixtures: small demo trees written with uproot into temporary folders."""
+"""Shared fixtures: small demo trees written with uproot into temporary folders, and headless Chromium."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -176,3 +178,29 @@ def xrootd_demo(demo_tree: Path):
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Debian's chromium and chromium-driver) driven by selenium, 1400 x 1000."""
+    browser, driver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+    if not (browser.is_file() and driver.is_file()):
+        pytest.skip("needs Debian chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(browser)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(arg)
+    session = webdriver.Chrome(service=Service(str(driver)), options=options)
+    try:
+        yield session
+    finally:
+        session.quit()

@@ -14,23 +14,13 @@ import pandas as pd
 import pytest
 
 from dqmflow import charts
-from dqmflow.metrics import RocResult, bootstrap_roc
+from dqmflow.metrics import bootstrap_roc
 from dqmflow.site import Figure, build_site
 
+from .test_plots import _nan_roc, _roc
 from .test_site import HISTOGRAMS, synthetic
 
 TITLE = "L1T/Run summary/L1TStage2uGMT/ugmtMuon BX vs Link #muons $ (2D)/with/a/very/long/histogram/path name  [ae]"
-
-
-def _roc(shift: float, seed: int, n_good: int = 80, n_bad: int = 12) -> RocResult:
-    rng = np.random.default_rng(seed)
-    scores = np.r_[rng.normal(0.0, 1.0, n_good), rng.normal(shift, 1.0, n_bad)]
-    labels = np.r_[np.zeros(n_good), np.ones(n_bad)]
-    return bootstrap_roc(scores, labels, n_bootstrap=30, seed=seed)
-
-
-def _nan_roc() -> RocResult:
-    return bootstrap_roc(np.array([0.1, 0.5, 0.9]), np.array([0, 0, 0]), n_bootstrap=10)
 
 
 def _score_frame(seed: int = 3, algorithms: tuple[str, ...] = ("autoencoder", "pca")) -> pd.DataFrame:
@@ -393,12 +383,7 @@ def _every_chart() -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.browser
-def test_the_browser_draws_every_chart_without_a_warning(tmp_path: Path) -> None:
-    chromium, chromedriver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-    if not (chromium.is_file() and chromedriver.is_file()):
-        pytest.skip("needs Debian chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def test_the_browser_draws_every_chart_without_a_warning(tmp_path: Path, chromium: Any) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -416,57 +401,44 @@ def test_the_browser_draws_every_chart_without_a_warning(tmp_path: Path) -> None
     assert sorted(p.name for p in (site / "js").iterdir()) == [
         "LICENSES.txt", "charts.js", "vega-embed.min.js", "vega-lite.min.js", "vega.min.js"
     ]  # fmt: skip
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(chromedriver)), options=options)
-    try:
-        driver.get(page.as_uri())
-        script = "return Array.from(document.querySelectorAll('div.vl')).every(e => e.hasAttribute('data-drawn'));"
-        WebDriverWait(driver, 20).until(lambda d: d.execute_script(script))
-        drawn = driver.execute_script(
-            "return Array.from(document.querySelectorAll('div.vl')).map(e => [e.getAttribute('data-name'),"
-            " e.getAttribute('data-drawn'), e.getAttribute('data-warnings'),"
-            " e.querySelectorAll('svg .mark-line path, svg .mark-area path, svg .mark-symbol path,"
-            " svg .mark-rect path, svg .mark-text text').length]);"
-        )
-        assert [d[0] for d in drawn] == [f"charts_{name}" for name in specs]
-        for name, status, warnings, marks in drawn:
-            assert status == "1" and warnings == "", (name, status, warnings)
-            assert marks > 0, f"{name}: nothing drawn"
-        marks = {d[0]: d[3] for d in drawn}
-        assert marks["charts_roc"] > marks["charts_roc_empty"], "curves, bands and points are drawn"
-        # Hovering shows the values of the point or bin under the mouse, not those of a whole line.
-        tooltip = "var e = document.getElementById('vg-tooltip-element');" \
-                  " return e && e.classList.contains('visible') ? e.innerText : null;"  # fmt: skip
-        for name, what in (("roc", "flagged at score ≥"), ("sic", "SIC"), ("scores", "runs in the bin")):
-            texts = []
-            items = driver.find_elements(By.CSS_SELECTOR, f"div.vl[data-name='charts_{name}'] path[opacity='0.001']")
-            size = "var r = arguments[0].getBoundingClientRect(); return r.width * r.height;"
-            items = [item for item in items if driver.execute_script(size, item) > 4]  # not an empty bin
-            assert len(items) > 4, name
-            for item in (items[len(items) // 3], items[2 * len(items) // 3]):
-                driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", item)
-                ActionChains(driver).move_to_element(item).perform()
-                texts.append(WebDriverWait(driver, 5).until(lambda d: d.execute_script(tooltip)))
-                ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "h1")).perform()
-            assert all(what in t for t in texts) and texts[0] != texts[1], (name, texts)
-        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        assert severe == []
-        # The menu of a chart saves it (vega-embed's export actions).
-        menu = "return document.querySelectorAll('.vega-embed .vega-actions a').length;"
-        assert driver.execute_script(menu) >= 2 * len(specs), "each chart saves as SVG and PNG"
-        shot = Path(__file__).resolve().parents[1] / "results" / "ci" / "charts.png"
-        shot.parent.mkdir(parents=True, exist_ok=True)
-        height = driver.execute_script("return document.documentElement.scrollHeight;")
-        driver.set_window_size(1400, min(int(height) + 120, 8000))
-        assert driver.save_screenshot(str(shot))
-    finally:
-        driver.quit()
+    driver = chromium
+    driver.get(page.as_uri())
+    script = "return Array.from(document.querySelectorAll('div.vl')).every(e => e.hasAttribute('data-drawn'));"
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script(script))
+    drawn = driver.execute_script(
+        "return Array.from(document.querySelectorAll('div.vl')).map(e => [e.getAttribute('data-name'),"
+        " e.getAttribute('data-drawn'), e.getAttribute('data-warnings'),"
+        " e.querySelectorAll('svg .mark-line path, svg .mark-area path, svg .mark-symbol path,"
+        " svg .mark-rect path, svg .mark-text text').length]);"
+    )
+    assert [d[0] for d in drawn] == [f"charts_{name}" for name in specs]
+    for name, status, warnings, marks in drawn:
+        assert status == "1" and warnings == "", (name, status, warnings)
+        assert marks > 0, f"{name}: nothing drawn"
+    marks = {d[0]: d[3] for d in drawn}
+    assert marks["charts_roc"] > marks["charts_roc_empty"], "curves, bands and points are drawn"
+    # Hovering shows the values of the point or bin under the mouse, not those of a whole line.
+    tooltip = "var e = document.getElementById('vg-tooltip-element');" \
+              " return e && e.classList.contains('visible') ? e.innerText : null;"  # fmt: skip
+    for name, what in (("roc", "flagged at score ≥"), ("sic", "SIC"), ("scores", "runs in the bin")):
+        texts = []
+        items = driver.find_elements(By.CSS_SELECTOR, f"div.vl[data-name='charts_{name}'] path[opacity='0.001']")
+        size = "var r = arguments[0].getBoundingClientRect(); return r.width * r.height;"
+        items = [item for item in items if driver.execute_script(size, item) > 4]  # not an empty bin
+        assert len(items) > 4, name
+        for item in (items[len(items) // 3], items[2 * len(items) // 3]):
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", item)
+            ActionChains(driver).move_to_element(item).perform()
+            texts.append(WebDriverWait(driver, 5).until(lambda d: d.execute_script(tooltip)))
+            ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "h1")).perform()
+        assert all(what in t for t in texts) and texts[0] != texts[1], (name, texts)
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+    # The menu of a chart saves it (vega-embed's export actions).
+    menu = "return document.querySelectorAll('.vega-embed .vega-actions a').length;"
+    assert driver.execute_script(menu) >= 2 * len(specs), "each chart saves as SVG and PNG"
+    shot = Path(__file__).resolve().parents[1] / "results" / "ci" / "charts.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    height = driver.execute_script("return document.documentElement.scrollHeight;")
+    driver.set_window_size(1400, min(int(height) + 120, 8000))
+    assert driver.save_screenshot(str(shot))

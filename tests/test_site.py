@@ -421,57 +421,40 @@ def test_large_input_is_grouped_not_looped(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-def test_browser_search_run_then_histogram_image(tmp_path: Path, inputs: dict[str, Any]) -> None:
-    chromium, chromedriver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-    if not (chromium.is_file() and chromedriver.is_file()):
-        pytest.skip("needs Debian chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def test_browser_search_run_then_histogram_image(tmp_path: Path, inputs: dict[str, Any], chromium: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     site = build_site(tmp_path / "site", **inputs).parent
     run = FIRST_RUN + 4
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(chromedriver)), options=options)
-    try:
-        wait = WebDriverWait(driver, 10)
-        driver.get((site / "index.html").as_uri())
-        box = wait.until(ec.element_to_be_clickable((By.ID, "search")))
-        box.send_keys(str(run))
-        result = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "a.result")))
-        assert result.text == f"run {run}"
-        result.click()
-        wait.until(ec.url_contains(f"runs/{run}.html"))
-        assert driver.find_element(By.TAG_NAME, "h1").text == f"Run {run}"
-        histogram = HISTOGRAMS[1]
-        link = driver.find_element(By.CSS_SELECTOR, "#tests a[href*='histograms/']")
-        assert link.text == histogram  # the most significant test of this run
-        link.click()
-        wait.until(ec.url_contains("histograms/"))
-        assert driver.find_element(By.TAG_NAME, "h1").text == histogram
-        image = driver.find_element(By.CSS_SELECTOR, "figure img")
-        driver.execute_script("arguments[0].scrollIntoView();", image)
-        wait.until(lambda d: d.execute_script("return arguments[0].complete;", image))
-        assert driver.execute_script("return arguments[0].naturalWidth;", image) > 0
-        shot = REPO / "results" / "ci" / "site.png"
-        shot.parent.mkdir(parents=True, exist_ok=True)
-        height = driver.execute_script("return document.documentElement.scrollHeight;")
-        driver.set_window_size(1280, min(int(height) + 120, 4000))  # the whole page in the CI artifact
-        driver.execute_script("window.scrollTo(0, 0);")
-        assert driver.save_screenshot(str(shot))
-    finally:
-        driver.quit()
+    driver = chromium
+    driver.set_window_size(1280, 1000)
+    wait = WebDriverWait(driver, 10)
+    driver.get((site / "index.html").as_uri())
+    box = wait.until(ec.element_to_be_clickable((By.ID, "search")))
+    box.send_keys(str(run))
+    result = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "a.result")))
+    assert result.text == f"run {run}"
+    result.click()
+    wait.until(ec.url_contains(f"runs/{run}.html"))
+    assert driver.find_element(By.TAG_NAME, "h1").text == f"Run {run}"
+    histogram = HISTOGRAMS[1]
+    link = driver.find_element(By.CSS_SELECTOR, "#tests a[href*='histograms/']")
+    assert link.text == histogram  # the most significant test of this run
+    link.click()
+    wait.until(ec.url_contains("histograms/"))
+    assert driver.find_element(By.TAG_NAME, "h1").text == histogram
+    image = driver.find_element(By.CSS_SELECTOR, "figure img")
+    driver.execute_script("arguments[0].scrollIntoView();", image)
+    wait.until(lambda d: d.execute_script("return arguments[0].complete;", image))
+    assert driver.execute_script("return arguments[0].naturalWidth;", image) > 0
+    shot = REPO / "results" / "ci" / "site.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    height = driver.execute_script("return document.documentElement.scrollHeight;")
+    driver.set_window_size(1280, min(int(height) + 120, 4000))  # the whole page in the CI artifact
+    driver.execute_script("window.scrollTo(0, 0);")
+    assert driver.save_screenshot(str(shot))
 
 
 def test_problems_missing_histograms_the_p_value_floor_and_absent_figures_are_explained(
